@@ -1,0 +1,79 @@
+import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import { problems } from '../http/problem.js';
+import type { Logger } from '../logger.js';
+import { tableReady, tableStatus } from '../tables.js';
+import { SHARDS, hourBucket, partitionKey, rowKey } from './partitioning.js';
+
+/** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
+const MAX_BATCH = 100;
+/** How long the first record of a batch waits for company: small next to a Table round trip. */
+const LINGER_MS = 2;
+
+interface Pending {
+  entity: TableEntity;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface OpenBatch {
+  partitionKey: string;
+  items: Pending[];
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Writes audit entities durably and tells each caller when its own entity is stored. Records that
+ * arrive together share one entity-group transaction; each new batch takes the next shard, so a
+ * busy instance spreads its writes across partitions. A failed transaction fails every record in
+ * it, and every waiting request answers 503 without its token: fail closed.
+ */
+export class AuditWriter {
+  private readonly ready: () => Promise<void>;
+  private readonly open = new Map<string, OpenBatch>();
+  private nextShard = Math.floor(Math.random() * SHARDS);
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly log: Logger,
+    private readonly dependency: string,
+  ) {
+    this.ready = tableReady(table);
+  }
+
+  write(time: Date, id: string, fields: Record<string, unknown>): Promise<void> {
+    const bucket = hourBucket(time);
+    let batch = this.open.get(bucket);
+    if (!batch) {
+      const key = partitionKey(time, this.nextShard);
+      this.nextShard = (this.nextShard + 1) % SHARDS;
+      batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
+      this.open.set(bucket, batch);
+    }
+    const entity: TableEntity = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), ...fields };
+    const written = new Promise<void>((resolve, reject) => batch.items.push({ entity, resolve, reject }));
+    if (batch.items.length >= MAX_BATCH) this.flush(bucket);
+    return written;
+  }
+
+  private flush(bucket: string): void {
+    const batch = this.open.get(bucket);
+    if (!batch) return;
+    this.open.delete(bucket);
+    clearTimeout(batch.timer);
+    void this.submit(batch.items);
+  }
+
+  private async submit(items: Pending[]): Promise<void> {
+    try {
+      await this.ready();
+      const actions: TransactionAction[] = items.map((item) => ['create', item.entity]);
+      if (actions.length === 1) await this.table.createEntity(items[0]!.entity);
+      else await this.table.submitTransaction(actions);
+      for (const item of items) item.resolve();
+    } catch (error) {
+      this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });
+      const failure = problems.dependencyDown('audit', 'The audit record could not be written, so no credential was issued.');
+      for (const item of items) item.reject(failure);
+    }
+  }
+}

@@ -1,0 +1,11 @@
+import { problems } from '../http/problem.js';
+import type { CallerIdentity, CallerTokenValidator } from './callerToken.js';
+
+/** Admin routes: a valid broker token that carries the admin app role in `roles`. */
+export async function requireAdmin(validator: CallerTokenValidator, authorization: string | null, adminRole: string): Promise<CallerIdentity> {
+  const caller = await validator.validate(authorization);
+  if (!caller.roles.includes(adminRole)) {
+    throw problems.forbidden('not-admin', `This route needs the "${adminRole}" app role on the broker's app registration.`);
+  }
+  return caller;
+}

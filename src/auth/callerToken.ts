@@ -1,0 +1,126 @@
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { z } from 'zod';
+import { Problem, problems } from '../http/problem.js';
+import type { OpenIdMetadata, TokenVersion } from './openIdMetadata.js';
+
+/** Who is calling, as proven by a validated Entra access token. */
+export interface CallerIdentity {
+  tenantId: string;
+  /** The managed identity's principal ID: the key grants and blocks use. */
+  objectId: string;
+  /** The identity's client ID (`appid` in v1, `azp` in v2), when present. */
+  appId: string | undefined;
+  roles: string[];
+  tokenVersion: TokenVersion;
+}
+
+export interface CallerTokenPolicy {
+  tenantId: string;
+  audiences: string[];
+}
+
+/** Managed-identity tokens are 1–3 KB; anything far larger is not one. */
+export const MAX_TOKEN_LENGTH = 8192;
+const MAX_CLOCK_SKEW_SECONDS = 300;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+const guid = z.guid();
+const claimsSchema = z.object({
+  tid: guid,
+  oid: guid,
+  appid: z.string().max(100).optional(),
+  azp: z.string().max(100).optional(),
+  roles: z.array(z.string().max(200)).max(200).optional(),
+  scp: z.unknown().optional(),
+  idtyp: z.string().optional(),
+});
+
+function rejected(detail: string): Problem {
+  return problems.invalidToken(detail);
+}
+
+export function bearerToken(authorization: string | null): string {
+  if (!authorization) throw rejected('Send an Entra ID access token as "Authorization: Bearer <token>".');
+  if (authorization.length > MAX_TOKEN_LENGTH + 16) throw rejected('The token is larger than any Entra access token.');
+  const space = authorization.indexOf(' ');
+  const scheme = space === -1 ? authorization : authorization.slice(0, space);
+  const token = space === -1 ? '' : authorization.slice(space + 1).trim();
+  if (scheme.toLowerCase() !== 'bearer' || token.length === 0) {
+    throw rejected('The Authorization header must use the Bearer scheme.');
+  }
+  if (!COMPACT_JWS.test(token)) throw rejected('The bearer token is not a signed JWT.');
+  return token;
+}
+
+/**
+ * Validates a caller's Entra access token. The header and claims are read unverified only to pick
+ * the issuer's metadata; nothing from them is trusted until jose has checked the signature with the
+ * keys of exactly that issuer, with the algorithm pinned to RS256.
+ */
+export class CallerTokenValidator {
+  constructor(
+    private readonly metadata: OpenIdMetadata,
+    private readonly policy: CallerTokenPolicy,
+  ) {}
+
+  async validate(authorization: string | null): Promise<CallerIdentity> {
+    const token = bearerToken(authorization);
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch {
+      throw rejected('The bearer token is not a well-formed JWT.');
+    }
+    if (header.alg !== 'RS256') throw rejected('The token must be signed with RS256.');
+    if (typeof header.kid !== 'string' || header.kid.length === 0) throw rejected('The token header has no key ID (kid).');
+    if (typeof unverified.iss !== 'string') throw rejected('The token has no issuer.');
+
+    const issuer = await this.metadata.forIssuer(unverified.iss);
+    if (!issuer) throw rejected('The token was not issued by the configured tenant.');
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, issuer.keys, {
+        algorithms: ['RS256'],
+        issuer: issuer.issuer,
+        audience: this.policy.audiences,
+        clockTolerance: MAX_CLOCK_SKEW_SECONDS,
+        requiredClaims: ['exp', 'iat', 'tid', 'oid'],
+      }));
+    } catch (error) {
+      throw verificationProblem(error);
+    }
+
+    const claims = claimsSchema.safeParse(payload);
+    if (!claims.success) throw rejected('The token lacks a tenant or object ID.');
+    const { tid, oid, appid, azp, roles, scp, idtyp } = claims.data;
+    if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.');
+    if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.');
+    if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.');
+    return {
+      tenantId: tid.toLowerCase(),
+      objectId: oid.toLowerCase(),
+      appId: appid ?? azp,
+      roles: roles ?? [],
+      tokenVersion: issuer.version,
+    };
+  }
+}
+
+function verificationProblem(error: unknown): Problem {
+  if (error instanceof joseErrors.JWTExpired) return rejected('The token has expired.');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'nbf') return rejected('The token is not valid yet.');
+    if (error.claim === 'aud') return rejected('The token was issued for another audience.');
+    if (error.claim === 'iss') return rejected('The token was not issued by the configured tenant.');
+    return rejected(`The token's "${error.claim}" claim is missing or invalid.`);
+  }
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return rejected('The token was signed with an unknown key.');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return rejected('The token signature is invalid.');
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
+    return problems.dependencyDown('identity-provider', 'The Entra ID signing keys could not be read.');
+  }
+  return rejected('The token could not be verified.');
+}

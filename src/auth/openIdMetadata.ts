@@ -1,0 +1,81 @@
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import { problems } from '../http/problem.js';
+import { RefreshingCache } from '../refreshingCache.js';
+import { isAllowedServiceUrl } from '../urlPolicy.js';
+
+export type TokenVersion = '1.0' | '2.0';
+
+export interface IssuerKeys {
+  version: TokenVersion;
+  issuer: string;
+  keys: JWTVerifyGetKey;
+}
+
+const metadataSchema = z.object({
+  issuer: z.string().min(1),
+  jwks_uri: z.string().refine(isAllowedServiceUrl, 'jwks_uri must be https'),
+});
+
+const METADATA_TTL_MS = 24 * 60 * 60 * 1000;
+const FETCH_TIMEOUT_MS = 5000;
+/** jose refetches the key set on an unknown `kid` at most this often, so junk `kid`s cannot hammer Entra. */
+const JWKS_COOLDOWN_MS = 30_000;
+const JWKS_MAX_AGE_MS = 10 * 60 * 1000;
+
+/**
+ * Entra's OIDC metadata for one tenant, v1 and v2. Each document names its issuer and key set; the
+ * broker accepts exactly those issuers, and verifies each with the keys its own document names.
+ */
+export class OpenIdMetadata {
+  private readonly documents: RefreshingCache<TokenVersion, IssuerKeys>;
+  private readonly keySets = new Map<string, JWTVerifyGetKey>();
+
+  constructor(authorityHost: string, tenantId: string) {
+    const urls: Record<TokenVersion, string> = {
+      '1.0': `${authorityHost}/${tenantId}/.well-known/openid-configuration`,
+      '2.0': `${authorityHost}/${tenantId}/v2.0/.well-known/openid-configuration`,
+    };
+    this.documents = new RefreshingCache({
+      ttlMs: METADATA_TTL_MS,
+      staleMs: METADATA_TTL_MS,
+      load: async (version) => {
+        const document = await fetchMetadata(urls[version]);
+        return { version, issuer: document.issuer, keys: this.keySet(document.jwks_uri) };
+      },
+    });
+  }
+
+  /** The metadata whose issuer is exactly `issuer`, or undefined when neither document declares it. */
+  async forIssuer(issuer: string): Promise<IssuerKeys | undefined> {
+    const all = await this.all();
+    return all.find((candidate) => candidate.issuer === issuer);
+  }
+
+  async all(): Promise<IssuerKeys[]> {
+    try {
+      return await Promise.all([this.documents.get('1.0'), this.documents.get('2.0')]);
+    } catch {
+      throw problems.dependencyDown('identity-provider', 'The Entra ID metadata could not be read.');
+    }
+  }
+
+  private keySet(jwksUri: string): JWTVerifyGetKey {
+    let keys = this.keySets.get(jwksUri);
+    if (!keys) {
+      keys = createRemoteJWKSet(new URL(jwksUri), {
+        cooldownDuration: JWKS_COOLDOWN_MS,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+        timeoutDuration: FETCH_TIMEOUT_MS,
+      });
+      this.keySets.set(jwksUri, keys);
+    }
+    return keys;
+  }
+}
+
+async function fetchMetadata(url: string): Promise<z.infer<typeof metadataSchema>> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
+  if (!response.ok) throw new Error(`metadata ${url} answered ${response.status}`);
+  return metadataSchema.parse(await response.json());
+}

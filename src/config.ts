@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { catalogSchema, type CatalogEntryConfig } from './registries/catalog.js';
+import { SERVICE_URL_RULE, isAllowedServiceUrl } from './urlPolicy.js';
+
+/** The one place that reads settings. Every setting is described in local.settings.sample.json. */
+const serviceUrl = z.string().refine(isAllowedServiceUrl, SERVICE_URL_RULE).transform((url) => url.replace(/\/+$/, ''));
+
+const commaList = z
+  .string()
+  .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
+  .pipe(z.array(z.string().max(400)).min(1, 'must list at least one value').max(10));
+
+const jsonText = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be valid JSON' });
+    return z.NEVER;
+  }
+});
+
+const seconds = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const settingsSchema = z
+  .object({
+    BROKER_TENANT_ID: z.guid('must be the Entra tenant ID (a GUID)').transform((id) => id.toLowerCase()),
+    BROKER_AUDIENCES: commaList,
+    AZURE_AUTHORITY_HOST: serviceUrl.default('https://login.microsoftonline.com'),
+    KEY_VAULT_URL: serviceUrl,
+    TABLES_ENDPOINT: serviceUrl.optional(),
+    TABLES_CONNECTION_STRING: z.string().min(1).optional(),
+    REGISTRIES: jsonText.pipe(catalogSchema),
+    ADMIN_ROLE: z.string().min(1).max(120).default('Broker.Admin'),
+    MAX_TTL_SECONDS: seconds(60, 86_400, 3600),
+    CREDENTIAL_CACHE_SECONDS: seconds(1, 3600, 300),
+    CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
+  })
+  .superRefine((settings, ctx) => {
+    const given = [settings.TABLES_ENDPOINT, settings.TABLES_CONNECTION_STRING].filter((v) => v !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TABLES_ENDPOINT'],
+        message: 'set exactly one of TABLES_ENDPOINT (managed identity) or TABLES_CONNECTION_STRING',
+      });
+    }
+  });
+
+export type TablesConnection = { kind: 'endpoint'; url: string } | { kind: 'connectionString'; value: string };
+
+export interface BrokerConfig {
+  tenantId: string;
+  audiences: string[];
+  authorityHost: string;
+  keyVaultUrl: string;
+  tables: TablesConnection;
+  registries: CatalogEntryConfig[];
+  adminRole: string;
+  maxTtlSeconds: number;
+  credentialCacheMs: number;
+  credentialStaleMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid broker settings:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  const [setting, ...rest] = issue.path.map(String);
+  const where = rest.length > 0 ? ` (at ${rest.join('.')})` : '';
+  return `${setting ?? 'settings'}${where}: ${issue.message}`;
+}
+
+/** Validates the environment; throws ConfigError naming every bad setting. */
+export function loadConfig(env: Record<string, string | undefined>): BrokerConfig {
+  const defined = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = settingsSchema.safeParse(defined);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describe));
+  const s = parsed.data;
+  return {
+    tenantId: s.BROKER_TENANT_ID,
+    audiences: s.BROKER_AUDIENCES,
+    authorityHost: s.AZURE_AUTHORITY_HOST,
+    keyVaultUrl: s.KEY_VAULT_URL,
+    tables: s.TABLES_ENDPOINT
+      ? { kind: 'endpoint', url: s.TABLES_ENDPOINT }
+      : { kind: 'connectionString', value: s.TABLES_CONNECTION_STRING! },
+    registries: s.REGISTRIES,
+    adminRole: s.ADMIN_ROLE,
+    maxTtlSeconds: s.MAX_TTL_SECONDS,
+    credentialCacheMs: s.CREDENTIAL_CACHE_SECONDS * 1000,
+    credentialStaleMs: s.CREDENTIAL_STALE_SECONDS * 1000,
+  };
+}

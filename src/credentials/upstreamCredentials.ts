@@ -1,0 +1,82 @@
+import type { SecretClient } from '@azure/keyvault-secrets';
+import { z } from 'zod';
+import { problems } from '../http/problem.js';
+import type { Logger } from '../logger.js';
+import { RefreshingCache } from '../refreshingCache.js';
+
+/** A long-lived registry credential. Lives only in memory; never logged, returned or audited. */
+export interface UpstreamCredential {
+  username: string;
+  password: string;
+  /** Key Vault version it came from: safe to log and audit. */
+  version: string;
+}
+
+const secretValueSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+
+export interface UpstreamCredentialsOptions {
+  cacheMs: number;
+  staleMs: number;
+}
+
+class SecretMissing extends Error {}
+
+/**
+ * Reads `{"username","password"}` secrets from Key Vault with the broker's own identity. Cached per
+ * secret (single-flight) because Key Vault throttles at 4,000 reads per 10 s per vault, and served
+ * stale for a bounded window when Key Vault is down so that a short outage does not stop issuance.
+ */
+export class UpstreamCredentials {
+  private readonly cache: RefreshingCache<string, UpstreamCredential>;
+
+  constructor(
+    private readonly secrets: SecretClient,
+    private readonly log: Logger,
+    options: UpstreamCredentialsOptions,
+  ) {
+    this.cache = new RefreshingCache({
+      ttlMs: options.cacheMs,
+      staleMs: options.staleMs,
+      load: (name) => this.read(name),
+      // A secret that was deleted, disabled or expired must stop issuance at once, not after the stale window.
+      serveStaleOn: (error) => !(error instanceof SecretMissing),
+    });
+  }
+
+  async get(secretName: string): Promise<UpstreamCredential> {
+    try {
+      return await this.cache.get(secretName);
+    } catch (error) {
+      if (error instanceof SecretMissing) {
+        throw problems.dependencyDown('credential', `The stored credential for this registry is missing or unreadable; an operator must fix secret "${secretName}".`);
+      }
+      throw problems.dependencyDown('key-vault', 'Key Vault is unavailable and no cached credential is fresh enough.');
+    }
+  }
+
+  private async read(name: string): Promise<UpstreamCredential> {
+    let secret;
+    try {
+      secret = await this.secrets.getSecret(name);
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      this.log.warn('key vault read failed', { secret: name, status });
+      if (status === 404 || status === 403) throw new SecretMissing();
+      throw error;
+    }
+    const parsed = secretValueSchema.safeParse(safeJson(secret.value));
+    if (!parsed.success) {
+      this.log.error('stored credential is not {"username","password"} JSON', { secret: name, version: secret.properties.version });
+      throw new SecretMissing();
+    }
+    return { ...parsed.data, version: secret.properties.version ?? '' };
+  }
+}
+
+function safeJson(text: string | undefined): unknown {
+  try {
+    return text === undefined ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,131 @@
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { tokenFingerprint, type IssuanceRecord } from '../audit/issuanceRecord.js';
+import type { CallerIdentity } from '../auth/callerToken.js';
+import { parseBody } from '../http/body.js';
+import { json, problemResponse } from '../http/dispatch.js';
+import { asProblem, Problem } from '../http/problem.js';
+import { errorSummary } from '../logger.js';
+import type { ApiResponse, Handler, Route } from '../http/types.js';
+import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';
+import type { Services } from '../services.js';
+
+export const tokenRequestSchema = z.strictObject({
+  registry: z.string().min(1).max(253).describe('Registry host as users type it: docker.io, ghcr.io, myreg.azurecr.io'),
+  scopes: z
+    .array(z.string().max(512))
+    .min(1)
+    .max(20)
+    .transform((texts, ctx) => {
+      const scopes: RepositoryScope[] = [];
+      texts.forEach((text, index) => {
+        const result = parseScope(text);
+        if (result.ok) scopes.push(result.scope);
+        else ctx.addIssue({ code: 'custom', path: [index], message: result.message });
+      });
+      return normalizeScopes(scopes);
+    })
+    .describe('repository:<name>:<action>[,<action>] with actions pull, push, delete'),
+});
+
+export const tokenResponseSchema = z.object({
+  registry: z.string(),
+  token: z.string(),
+  expiresAt: z.iso.datetime(),
+  expiresIn: z.number().int(),
+  scopes: z.array(z.string()),
+  issuanceId: z.string(),
+  dockerConfig: z.object({ auths: z.record(z.string(), z.object({ registrytoken: z.string() })) }),
+});
+
+/** What the caller asked for, as far as it could be read, for the audit record even when invalid. */
+function requestedScopes(body: string): string[] {
+  try {
+    const scopes = (JSON.parse(body) as { scopes?: unknown }).scopes;
+    return Array.isArray(scopes) ? scopes.slice(0, 20).map((scope) => String(scope).slice(0, 300)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function requestedRegistry(body: string): string | undefined {
+  try {
+    const registry = (JSON.parse(body) as { registry?: unknown }).registry;
+    return typeof registry === 'string' ? registry.slice(0, 253) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * POST /v1/tokens: validate the caller, decide, mint, audit, answer. Every outcome is audited before
+ * the answer leaves; if the audit write fails the caller gets 503 and never sees the token.
+ */
+const issue: Handler<Services> = async (request, { services, log }) => {
+  const started = Date.now();
+  const issuanceId = ulid();
+  let caller: CallerIdentity | undefined;
+  let body = '';
+  const base = (): Omit<IssuanceRecord, 'outcome' | 'reason' | 'status'> => ({
+    issuanceId,
+    requestId: request.requestId,
+    time: new Date(started),
+    tenantId: caller?.tenantId,
+    objectId: caller?.objectId,
+    appId: caller?.appId,
+    registry: requestedRegistry(body),
+    requestedScopes: requestedScopes(body),
+    grantedScopes: [],
+    grantIds: [],
+    latencyMs: Date.now() - started,
+    clientIp: request.clientIp,
+  });
+
+  let response: ApiResponse;
+  try {
+    body = await request.text();
+    caller = await services.callerTokens.validate(request.headers.get('authorization'));
+    const input = parseBody(body, tokenRequestSchema);
+    const issued = await services.issuer.issue(caller, input, new Date(started));
+    await services.issuances.record({
+      ...base(),
+      registry: issued.entry.host,
+      outcome: 'issued',
+      reason: 'issued',
+      status: 200,
+      grantedScopes: issued.scopes,
+      grantIds: issued.grantIds,
+      expiresAt: issued.expiresAt,
+      tokenFingerprint: tokenFingerprint(issued.token),
+      credentialVersion: issued.credentialVersion,
+    });
+    response = json(200, {
+      registry: issued.entry.host,
+      token: issued.token,
+      expiresAt: issued.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      expiresIn: Math.max(0, Math.floor((issued.expiresAt.getTime() - Date.now()) / 1000)),
+      scopes: issued.scopes,
+      issuanceId,
+      dockerConfig: { auths: { [issued.entry.dockerConfigKey]: { registrytoken: issued.token } } },
+    });
+  } catch (error) {
+    if (!(error instanceof Problem)) log.error('token issuance failed unexpectedly', { requestId: request.requestId, error: errorSummary(error) });
+    let problem = asProblem(error);
+    if (problem.code !== 'audit-unavailable') {
+      try {
+        await services.issuances.record({
+          ...base(),
+          outcome: problem.status >= 500 ? 'failed' : 'denied',
+          reason: problem.code,
+          status: problem.status,
+        });
+      } catch (auditError) {
+        problem = asProblem(auditError);
+      }
+    }
+    response = problemResponse(problem, request.requestId);
+  }
+  return response;
+};
+
+export const tokensRoute: Route<Services> = { name: 'tokens', route: 'v1/tokens', handlers: { POST: issue } };

@@ -1,0 +1,60 @@
+import azureFunctions from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { MAX_BODY_BYTES, allowedMethods, dispatch } from './http/dispatch.js';
+import { problems } from './http/problem.js';
+import type { ApiRequest, Route } from './http/types.js';
+import type { Logger } from './logger.js';
+
+/** Azure Functions ↔ the framework-neutral handlers. The only module besides index.ts that knows Functions. */
+function contextLogger(context: InvocationContext): Logger {
+  const line = (message: string, fields?: Record<string, unknown>) => JSON.stringify({ message, ...fields });
+  return {
+    info: (message, fields) => context.log(line(message, fields)),
+    warn: (message, fields) => context.warn(line(message, fields)),
+    error: (message, fields) => context.error(line(message, fields)),
+  };
+}
+
+function clientIp(request: HttpRequest): string {
+  const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim();
+  return forwarded ? forwarded.slice(0, 64) : 'unknown';
+}
+
+export function toApiRequest(request: HttpRequest, context: InvocationContext): ApiRequest {
+  return {
+    method: request.method,
+    url: new URL(request.url),
+    headers: request.headers,
+    params: { ...request.params },
+    requestId: context.invocationId,
+    clientIp: clientIp(request),
+    text: async () => {
+      if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
+      const text = await request.text();
+      if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
+      return text;
+    },
+  };
+}
+
+export function functionsHandler<S>(route: Route<S>, services: () => S) {
+  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    const response = await dispatch(route, toApiRequest(request, context), { services: services(), log: contextLogger(context) });
+    return {
+      status: response.status,
+      headers: response.headers,
+      ...(response.body === undefined ? {} : { body: JSON.stringify(response.body) }),
+    };
+  };
+}
+
+export function registerRoutes<S>(routes: Route<S>[], services: () => S): void {
+  for (const route of routes) {
+    azureFunctions.app.http(route.name, {
+      route: route.route,
+      methods: allowedMethods(route),
+      authLevel: 'anonymous',
+      handler: functionsHandler(route, services),
+    });
+  }
+}

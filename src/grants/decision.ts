@@ -1,0 +1,48 @@
+import type { CallerIdentity } from '../auth/callerToken.js';
+import { formatScope, type Action, type RepositoryScope } from '../registries/scope.js';
+import type { Grant } from './model.js';
+import { matchesRepository } from './pattern.js';
+
+export type Decision =
+  | { allowed: true; grantIds: string[]; maxTtlSeconds: number | undefined }
+  | { allowed: false; notGranted: string[] };
+
+function subjectMatches(grant: Grant, caller: CallerIdentity): boolean {
+  return grant.subjects.some((subject) =>
+    'objectId' in subject ? subject.objectId === caller.objectId : caller.appId !== undefined && subject.appId === caller.appId.toLowerCase(),
+  );
+}
+
+function isActive(grant: Grant, now: Date): boolean {
+  return grant.enabled && (grant.notAfter === undefined || Date.parse(grant.notAfter) > now.getTime());
+}
+
+/**
+ * All-or-nothing: every requested action on every repository must be covered by some active grant
+ * for this caller and registry; otherwise the answer lists exactly what is missing. Deny by default.
+ */
+export function decide(caller: CallerIdentity, registry: string, scopes: RepositoryScope[], grants: Grant[], now: Date): Decision {
+  // Where several grants cover an action, use the one allowing the longest lifetime: each alone suffices.
+  const applicable = grants
+    .filter((grant) => grant.registry === registry && isActive(grant, now) && subjectMatches(grant, caller))
+    .sort((a, b) => (b.maxTtlSeconds ?? Infinity) - (a.maxTtlSeconds ?? Infinity));
+
+  const used = new Map<string, Grant>();
+  const notGranted: string[] = [];
+  for (const scope of scopes) {
+    const missing: Action[] = [];
+    for (const action of scope.actions) {
+      const grant = applicable.find((g) => g.actions.includes(action) && g.repositories.some((p) => matchesRepository(p, scope.repository)));
+      if (grant) used.set(grant.id, grant);
+      else missing.push(action);
+    }
+    if (missing.length > 0) notGranted.push(formatScope({ repository: scope.repository, actions: missing }));
+  }
+  if (notGranted.length > 0) return { allowed: false, notGranted };
+  const limits = [...used.values()].map((grant) => grant.maxTtlSeconds).filter((ttl): ttl is number => ttl !== undefined);
+  return {
+    allowed: true,
+    grantIds: [...used.keys()].sort(),
+    maxTtlSeconds: limits.length > 0 ? Math.min(...limits) : undefined,
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * Repository patterns in grants: `*` matches within one path segment, a `**` segment matches any
+ * number of segments (including none). Matching walks the strings directly; no regular expression
+ * is ever built from a pattern, so a hostile pattern cannot cause catastrophic backtracking.
+ */
+const SEGMENT = /^[a-z0-9._*-]+$/;
+
+export function isRepositoryPattern(pattern: string): boolean {
+  if (pattern.length === 0 || pattern.length > 255) return false;
+  return pattern.split('/').every((segment) => segment === '**' || (SEGMENT.test(segment) && !segment.includes('**')));
+}
+
+/** `*` within one segment; classic linear-time glob with a single backtrack point. */
+function matchSegment(glob: string, text: string): boolean {
+  let g = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (g < glob.length && glob[g] === '*') {
+      star = g++;
+      resume = t;
+    } else if (g < glob.length && glob[g] === text[t]) {
+      g++;
+      t++;
+    } else if (star !== -1) {
+      g = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (g < glob.length && glob[g] === '*') g++;
+  return g === glob.length;
+}
+
+/** Dynamic programming over (pattern segment, name segment): O(p·n), whatever the pattern. */
+export function matchesRepository(pattern: string, repository: string): boolean {
+  const p = pattern.split('/');
+  const n = repository.split('/');
+  // reachable[j]: the first i pattern segments can match the first j name segments.
+  let reachable: boolean[] = Array.from({ length: n.length + 1 }, (_, j) => j === 0);
+  for (const segment of p) {
+    const next: boolean[] = new Array<boolean>(n.length + 1).fill(false);
+    for (let j = 0; j <= n.length; j++) {
+      if (segment === '**') {
+        next[j] = reachable[j]! || (j > 0 && next[j - 1]!);
+      } else if (j > 0) {
+        next[j] = reachable[j - 1]! && matchSegment(segment, n[j - 1]!);
+      }
+    }
+    reachable = next;
+  }
+  return reachable[n.length]!;
+}

@@ -1,0 +1,65 @@
+import type { CallerIdentity } from '../auth/callerToken.js';
+import type { UpstreamCredentials } from '../credentials/upstreamCredentials.js';
+import { decide } from '../grants/decision.js';
+import type { GrantStore } from '../grants/store.js';
+import { problems } from '../http/problem.js';
+import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
+import { formatScope, type RepositoryScope } from '../registries/scope.js';
+import type { UpstreamTokenMinter } from '../registries/upstreamTokens.js';
+
+export interface TokenRequest {
+  registry: string;
+  scopes: RepositoryScope[];
+}
+
+export interface IssuedToken {
+  entry: RegistryEntry;
+  token: string;
+  expiresAt: Date;
+  scopes: string[];
+  grantIds: string[];
+  credentialVersion: string;
+}
+
+/** Slack for the clocks of broker and registry when comparing a token's lifetime to its cap. */
+const LIFETIME_SLACK_MS = 5_000;
+
+/** Decides and mints: caller + request in, an upstream token for exactly the granted scope out. */
+export class TokenIssuer {
+  constructor(
+    private readonly catalog: RegistryCatalog,
+    private readonly grants: GrantStore,
+    private readonly credentials: UpstreamCredentials,
+    private readonly minter: UpstreamTokenMinter,
+    private readonly maxTtlSeconds: number,
+  ) {}
+
+  registry(host: string): RegistryEntry {
+    const entry = this.catalog.find(host);
+    if (!entry) throw problems.notFound('unknown-registry', `Registry "${host}" is not in the broker's catalog.`);
+    return entry;
+  }
+
+  async issue(caller: CallerIdentity, request: TokenRequest, now: Date): Promise<IssuedToken> {
+    const entry = this.registry(request.registry);
+    const decision = decide(caller, entry.host, request.scopes, await this.grants.active(), now);
+    if (!decision.allowed) {
+      throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
+    }
+    const credential = await this.credentials.get(entry.credentialSecret);
+    const minted = await this.minter.mint(entry, credential, request.scopes);
+    // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
+    const capSeconds = Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity);
+    if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
+      throw problems.upstreamBroken(`${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows.`);
+    }
+    return {
+      entry,
+      token: minted.token,
+      expiresAt: minted.expiresAt,
+      scopes: request.scopes.map(formatScope),
+      grantIds: decision.grantIds,
+      credentialVersion: credential.version,
+    };
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * A keyed cache for values loaded from a remote dependency (Key Vault secrets, grants, OIDC metadata).
+ * - single-flight: concurrent misses for one key share one load;
+ * - fresh for `ttlMs`, then reloaded on the next read;
+ * - if a reload fails, the old value is served until it is `ttlMs + staleMs` old, so a short outage
+ *   of the dependency does not become an outage of the broker, but a long one does.
+ * Keys come from configuration (catalog entries, tenants), so the key set is small and bounded.
+ */
+export interface RefreshingCacheOptions<K, V> {
+  ttlMs: number;
+  staleMs: number;
+  load: (key: K) => Promise<V>;
+  /** Whether a failed load may fall back to the stale value; false for definitive answers ("deleted"). */
+  serveStaleOn?: (error: unknown) => boolean;
+  now?: () => number;
+}
+
+interface Entry<V> {
+  value: V;
+  loadedAt: number;
+}
+
+export class RefreshingCache<K, V> {
+  private readonly entries = new Map<K, Entry<V>>();
+  private readonly inflight = new Map<K, Promise<V>>();
+  private readonly now: () => number;
+  private generation = 0;
+
+  constructor(private readonly options: RefreshingCacheOptions<K, V>) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async get(key: K): Promise<V> {
+    const entry = this.entries.get(key);
+    const age = entry ? this.now() - entry.loadedAt : Infinity;
+    if (entry && age < this.options.ttlMs) return entry.value;
+    try {
+      return await this.reload(key);
+    } catch (error) {
+      const mayServeStale = this.options.serveStaleOn?.(error) ?? true;
+      if (!mayServeStale) this.entries.delete(key);
+      else if (entry && age < this.options.ttlMs + this.options.staleMs) return entry.value;
+      throw error;
+    }
+  }
+
+  /** Drops the cached value so the next read loads afresh (an admin write on this instance). */
+  invalidate(key: K): void {
+    this.generation += 1;
+    this.entries.delete(key);
+    this.inflight.delete(key);
+  }
+
+  private reload(key: K): Promise<V> {
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    // A load that started before an invalidate() must not store what it read before the write.
+    const generation = this.generation;
+    const loading = this.options
+      .load(key)
+      .then((value) => {
+        if (generation === this.generation) this.entries.set(key, { value, loadedAt: this.now() });
+        return value;
+      })
+      .finally(() => {
+        if (this.inflight.get(key) === loading) this.inflight.delete(key);
+      });
+    this.inflight.set(key, loading);
+    return loading;
+  }
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { SERVICE_URL_RULE, isAllowedServiceUrl } from '../urlPolicy.js';
+
+const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
+
+export const registryHostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .transform((host) => host.toLowerCase())
+  .refine((host) => HOST.test(host), 'must be a registry host such as docker.io, ghcr.io or myreg.azurecr.io');
+
+/** Key Vault secret names: 1–127 letters, digits and dashes. */
+export const secretNameSchema = z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a Key Vault secret name');
+
+const serviceUrl = z.string().refine(isAllowedServiceUrl, SERVICE_URL_RULE);
+
+const common = {
+  credentialSecret: secretNameSchema,
+  /** Overrides where the registry is reached (tests, sandbox, mirrors). */
+  endpoint: serviceUrl.optional(),
+  /** Upper bound for one token request to the registry, retries included. */
+  timeoutSeconds: z.number().int().min(1).max(60).default(10),
+};
+
+const dockerHubSchema = z.object({
+  kind: z.literal('dockerhub'),
+  host: z.literal('docker.io').default('docker.io'),
+  ...common,
+});
+
+const tokenAuthSchema = z.object({
+  kind: z.literal('token-auth'),
+  host: registryHostSchema,
+  ...common,
+});
+
+export const catalogSchema = z
+  .array(z.discriminatedUnion('kind', [dockerHubSchema, tokenAuthSchema]))
+  .min(1)
+  .max(100)
+  .superRefine((entries, ctx) => {
+    const seen = new Set<string>();
+    entries.forEach((entry, index) => {
+      if (seen.has(entry.host)) ctx.addIssue({ code: 'custom', path: [index, 'host'], message: `duplicate host ${entry.host}` });
+      seen.add(entry.host);
+    });
+  });
+
+export type CatalogEntryConfig = z.infer<typeof catalogSchema>[number];
+
+export interface Challenge {
+  realm: string;
+  service: string;
+}
+
+export interface RegistryEntry {
+  kind: CatalogEntryConfig['kind'];
+  host: string;
+  credentialSecret: string;
+  /** Base URL of the registry API (`…/v2/` lives below it). */
+  baseUrl: string;
+  /** Realm and service known without asking the registry (Docker Hub), else discovered. */
+  knownChallenge: Challenge | undefined;
+  timeoutMs: number;
+  /** The key docker's config.json uses for this registry. */
+  dockerConfigKey: string;
+}
+
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+function toEntry(config: CatalogEntryConfig): RegistryEntry {
+  const timeoutMs = config.timeoutSeconds * 1000;
+  if (config.kind === 'dockerhub') {
+    return {
+      kind: config.kind,
+      host: config.host,
+      credentialSecret: config.credentialSecret,
+      baseUrl: config.endpoint ?? 'https://registry-1.docker.io',
+      knownChallenge: config.endpoint ? undefined : { realm: 'https://auth.docker.io/token', service: 'registry.docker.io' },
+      timeoutMs,
+      dockerConfigKey: 'https://index.docker.io/v1/',
+    };
+  }
+  return {
+    kind: config.kind,
+    host: config.host,
+    credentialSecret: config.credentialSecret,
+    baseUrl: config.endpoint ?? `https://${config.host}`,
+    knownChallenge: undefined,
+    timeoutMs,
+    dockerConfigKey: config.host,
+  };
+}
+
+export class RegistryCatalog {
+  private readonly byHost: Map<string, RegistryEntry>;
+
+  constructor(configs: CatalogEntryConfig[]) {
+    this.byHost = new Map(configs.map((config) => [config.host, toEntry(config)]));
+  }
+
+  /** Looks a registry up as a user types it; Docker Hub answers to its usual aliases. */
+  find(host: string): RegistryEntry | undefined {
+    const normalized = host.toLowerCase();
+    const key = DOCKER_HUB_ALIASES.has(normalized) ? 'docker.io' : normalized;
+    return this.byHost.get(key);
+  }
+
+  entries(): RegistryEntry[] {
+    return [...this.byHost.values()];
+  }
+}

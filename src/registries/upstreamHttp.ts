@@ -1,0 +1,65 @@
+import { problems } from '../http/problem.js';
+
+/**
+ * HTTP to an upstream registry under one deadline: retries 429 and 5xx with exponential backoff,
+ * honouring Retry-After while it fits in the deadline; a hang becomes 504, never a stuck request.
+ */
+const MAX_RETRIES = 2;
+const BASE_BACKOFF_MS = 100;
+
+export interface UpstreamCall {
+  url: string;
+  headers?: Record<string, string>;
+  deadline: number;
+  /** For messages: which registry, never a URL with secrets. */
+  registry: string;
+}
+
+export function retryAfterMs(response: Response, now: number): number | undefined {
+  const header = response.headers.get('retry-after');
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+}
+
+export async function upstreamGet(call: UpstreamCall): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const remaining = call.deadline - Date.now();
+    if (remaining <= 0) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
+    let response: Response;
+    try {
+      response = await fetch(call.url, { headers: call.headers, redirect: 'manual', signal: AbortSignal.timeout(remaining) });
+    } catch (error) {
+      if (isTimeout(error)) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
+      if (attempt < MAX_RETRIES) {
+        await sleep(BASE_BACKOFF_MS * 2 ** attempt);
+        continue;
+      }
+      throw problems.upstreamBroken(`${call.registry} could not be reached.`);
+    }
+    const retryable = response.status === 429 || response.status >= 500;
+    if (!retryable || attempt >= MAX_RETRIES) return response;
+    const wait = retryAfterMs(response, Date.now()) ?? BASE_BACKOFF_MS * 2 ** attempt + Math.random() * BASE_BACKOFF_MS;
+    if (Date.now() + wait >= call.deadline) return response;
+    await response.body?.cancel();
+    await sleep(wait);
+  }
+}
+
+/** Reads a JSON body under the same deadline (a registry can hang after the headers too). */
+export async function readJson(response: Response, registry: string): Promise<unknown> {
+  try {
+    return await response.json();
+  } catch (error) {
+    if (isTimeout(error)) throw problems.upstreamTimeout(`${registry} did not answer in time.`);
+    throw problems.upstreamBroken(`${registry} answered with a body that is not JSON.`);
+  }
+}

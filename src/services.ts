@@ -1,0 +1,55 @@
+import { ManagedIdentityCredential } from '@azure/identity';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { IssuanceLog } from './audit/issuanceLog.js';
+import { AuditWriter } from './audit/auditWriter.js';
+import { CallerTokenValidator } from './auth/callerToken.js';
+import { OpenIdMetadata } from './auth/openIdMetadata.js';
+import type { BrokerConfig } from './config.js';
+import { UpstreamCredentials } from './credentials/upstreamCredentials.js';
+import { GrantStore } from './grants/store.js';
+import { HealthCheck } from './health.js';
+import { TokenIssuer } from './issuance/tokenIssuer.js';
+import type { Logger } from './logger.js';
+import { RegistryCatalog } from './registries/catalog.js';
+import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
+import { createTableClient } from './tables.js';
+import { isLoopbackUrl } from './urlPolicy.js';
+
+export const TABLES = { grants: 'grants', issuances: 'issuances' } as const;
+
+/** Everything a handler needs, built once per process from validated settings. */
+export interface Services {
+  config: BrokerConfig;
+  log: Logger;
+  callerTokens: CallerTokenValidator;
+  grants: GrantStore;
+  issuer: TokenIssuer;
+  issuances: IssuanceLog;
+  health: HealthCheck;
+}
+
+export function createServices(config: BrokerConfig, log: Logger): Services {
+  // The broker's own system-assigned identity: Key Vault, and Table Storage when reached by endpoint.
+  const identity = new ManagedIdentityCredential();
+  const localVault = isLoopbackUrl(new URL(config.keyVaultUrl));
+  const secrets = new SecretClient(config.keyVaultUrl, identity, {
+    retryOptions: { maxRetries: 2, retryDelayInMs: 200, maxRetryDelayInMs: 1000 },
+    // A loopback stand-in vault cannot have a *.vault.azure.net name, nor (in tests) https.
+    disableChallengeResourceVerification: localVault,
+    allowInsecureConnection: localVault,
+  });
+  const grantsTable = createTableClient(config.tables, TABLES.grants, identity);
+  const issuancesTable = createTableClient(config.tables, TABLES.issuances, identity);
+  const metadata = new OpenIdMetadata(config.authorityHost, config.tenantId);
+  const grants = new GrantStore(grantsTable, log);
+  const credentials = new UpstreamCredentials(secrets, log, { cacheMs: config.credentialCacheMs, staleMs: config.credentialStaleMs });
+  return {
+    config,
+    log,
+    callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
+    grants,
+    issuer: new TokenIssuer(new RegistryCatalog(config.registries), grants, credentials, new UpstreamTokenMinter(), config.maxTtlSeconds),
+    issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances)),
+    health: new HealthCheck(grantsTable, secrets, metadata),
+  };
+}

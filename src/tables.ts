@@ -1,0 +1,33 @@
+import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { TablesConnection } from './config.js';
+
+/** Bounded retries: a request waiting on a dead table must fail fast enough to answer 503. */
+const CLIENT_OPTIONS: TableServiceClientOptions = {
+  retryOptions: { maxRetries: 2, retryDelayInMs: 200, maxRetryDelayInMs: 1000 },
+};
+
+export function createTableClient(connection: TablesConnection, table: string, credential: TokenCredential): TableClient {
+  if (connection.kind === 'connectionString') {
+    return TableClient.fromConnectionString(connection.value, table, CLIENT_OPTIONS);
+  }
+  return new TableClient(connection.url, table, credential, CLIENT_OPTIONS);
+}
+
+/** HTTP status of an Azure Tables error; undefined when the service was not reached at all. */
+export function tableStatus(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Creates the table on first use, once per client; 409 (already there) is success. */
+export function tableReady(client: TableClient): () => Promise<void> {
+  let ready: Promise<void> | undefined;
+  return () => {
+    ready ??= client.createTable().catch((error: unknown) => {
+      ready = undefined;
+      if (tableStatus(error) !== 409) throw error;
+    });
+    return ready;
+  };
+}
