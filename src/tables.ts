@@ -9,7 +9,9 @@ const CLIENT_OPTIONS: TableServiceClientOptions = {
 
 export function createTableClient(connection: TablesConnection, table: string, credential: TokenCredential): TableClient {
   if (connection.kind === 'connectionString') {
-    return TableClient.fromConnectionString(connection.value, table, CLIENT_OPTIONS);
+    // Azurite speaks plain http on loopback; anything else must be https.
+    const local = /UseDevelopmentStorage=true|TableEndpoint=http:\/\/(127\.|localhost)/i.test(connection.value);
+    return TableClient.fromConnectionString(connection.value, table, { ...CLIENT_OPTIONS, allowInsecureConnection: local });
   }
   return new TableClient(connection.url, table, credential, CLIENT_OPTIONS);
 }

@@ -1,6 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 import { Problem, problems } from '../http/problem.js';
-import type { Logger } from '../logger.js';
+import { errorSummary, type Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import { tableReady, tableStatus } from '../tables.js';
 import { grantBodySchema, type Grant } from './model.js';
@@ -144,7 +144,7 @@ export class GrantStore {
       return await action();
     } catch (error) {
       if (error instanceof Problem) throw error;
-      this.log.error('grant store request failed', { status: tableStatus(error) });
+      this.log.error('grant store request failed', { status: tableStatus(error), error: errorSummary(error) });
       throw unavailable();
     }
   }

@@ -1,0 +1,120 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { loadConfig, type BrokerConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { routes } from '../routes.js';
+import { createServices, type Services } from '../services.js';
+import { startAzurite, type Azurite } from './azurite.js';
+import { startBrokerHost, type BrokerHost } from './brokerHost.js';
+import { startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
+import { startEntraId, type EntraIdStandIn, type ManagedIdentity } from './entraId.js';
+import { startKeyVault, type KeyVaultStandIn } from './keyVault.js';
+import { startRegistryTokenServer, type RegistryTokenServer } from './registryTokenServer.js';
+
+/**
+ * The whole local world: Entra ID, Key Vault, Azurite, a registry token server with the real
+ * docker-registry behind it, and the broker itself on the sandbox host, wired through the broker's
+ * real settings. Tests and `npm start` both build on this.
+ */
+export const AUDIENCE = 'api://registry-broker';
+export const REGISTRY_SECRET = 'sandbox-registry';
+export const ADMIN_ROLE = 'Broker.Admin';
+
+export interface Sandbox {
+  entra: EntraIdStandIn;
+  keyVault: KeyVaultStandIn;
+  azurite: Azurite;
+  tokens: RegistryTokenServer;
+  registry: DockerRegistry;
+  broker: BrokerHost;
+  services: Services;
+  config: BrokerConfig;
+  env: Record<string, string>;
+  /** The password stored in Key Vault for the registry: tests prove it never leaks. */
+  registryPassword: string;
+  identity(name: string, roles?: string[]): ManagedIdentity;
+  close(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  log: Logger;
+  brokerPort?: number;
+  /** Settings that replace the sandbox's own (e.g. a real tenant or vault). */
+  env?: Record<string, string | undefined>;
+  registryTimeoutSeconds?: number;
+}
+
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    const entra = await startEntraId();
+    started.push(entra);
+    const keyVault = await startKeyVault(entra);
+    started.push(keyVault);
+    keyVault.allow(entra.brokerIdentity.objectId);
+    const azurite = await startAzurite();
+    started.push(azurite);
+    const tokens = await startRegistryTokenServer();
+    started.push(tokens);
+    const registry = await startDockerRegistry(tokens);
+    started.push(registry);
+
+    const registryPassword = randomBytes(24).toString('base64url');
+    tokens.addAccount('registry-broker', registryPassword);
+    keyVault.setSecret(REGISTRY_SECRET, JSON.stringify({ username: 'registry-broker', password: registryPassword }), {
+      contentType: 'application/json',
+    });
+
+    // The broker's own managed identity, the way App Service hands it to a Function App.
+    process.env.IDENTITY_ENDPOINT = `${entra.url}/msi/token`;
+    process.env.IDENTITY_HEADER = entra.identityHeader;
+
+    const env: Record<string, string> = {
+      BROKER_TENANT_ID: entra.tenantId,
+      BROKER_AUDIENCES: AUDIENCE,
+      AZURE_AUTHORITY_HOST: entra.url,
+      KEY_VAULT_URL: keyVault.url,
+      TABLES_CONNECTION_STRING: azurite.connectionString,
+      REGISTRIES: JSON.stringify([
+        {
+          kind: 'token-auth',
+          host: registry.host,
+          endpoint: registry.url,
+          credentialSecret: REGISTRY_SECRET,
+          timeoutSeconds: options.registryTimeoutSeconds ?? 10,
+        },
+      ]),
+      ADMIN_ROLE,
+      ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),
+    };
+    const config = loadConfig(env);
+    const services = createServices(config, options.log);
+    const broker = await startBrokerHost(routes, services, options.log, options.brokerPort ?? 0);
+    started.push(broker);
+
+    return {
+      entra,
+      keyVault,
+      azurite,
+      tokens,
+      registry,
+      broker,
+      services,
+      config,
+      env,
+      registryPassword,
+      identity: (name, roles) => {
+        const identity: ManagedIdentity = { name, objectId: randomUUID(), clientId: randomUUID(), ...(roles ? { roles } : {}) };
+        entra.register(identity);
+        return identity;
+      },
+      close: () => closeAll(started),
+    };
+  } catch (error) {
+    await closeAll(started);
+    throw error;
+  }
+}
+
+async function closeAll(started: { close(): Promise<void> }[]): Promise<void> {
+  for (const part of started.reverse()) await part.close().catch(() => undefined);
+}
