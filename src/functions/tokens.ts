@@ -83,8 +83,9 @@ const issue: Handler<Services> = async (request, { services, log }) => {
 
   let response: ApiResponse;
   try {
-    body = await request.text();
+    // Who is asking comes first: an unauthenticated body is never read, and every later denial names the caller.
     caller = await services.callerTokens.validate(request.headers.get('authorization'));
+    body = await request.text();
     const input = parseBody(body, tokenRequestSchema);
     const issued = await services.issuer.issue(caller, input, new Date(started));
     await services.issuances.record({

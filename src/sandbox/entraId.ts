@@ -20,7 +20,10 @@ export interface MintOptions {
   audience: string;
   version?: '1.0' | '2.0';
   lifetimeSeconds?: number;
+  /** Claims that replace the standard ones (tests craft bad tokens with these). */
   claims?: JWTPayload;
+  /** Sign with another key and `kid` (tests: a key the tenant never published). */
+  signWith?: { privateKey: CryptoKey; kid: string };
 }
 
 export interface EntraIdStandIn {
@@ -31,6 +34,8 @@ export interface EntraIdStandIn {
   brokerIdentity: ManagedIdentity;
   /** Requests for JWKS documents: lets tests see the unknown-`kid` cooldown at work. */
   jwksRequests(): number;
+  /** The published signing key, as in the JWKS (tests use it for key-confusion attacks). */
+  publicJwk: JWK;
   register(identity: ManagedIdentity): void;
   mint(options: MintOptions): Promise<string>;
   /** Verifies a token this authority issued for `audience` (used by the Key Vault stand-in). */
@@ -53,10 +58,15 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
   const v1Issuer = `https://sts.windows.net/${tenantId}/`;
   const v2Issuer = () => `${server!.url}/${tenantId}/v2.0`;
 
-  const mint = async ({ identity, audience, version = '1.0', lifetimeSeconds = 3600, claims = {} }: MintOptions) => {
+  const mint = async ({ identity, audience, version = '1.0', lifetimeSeconds = 3600, claims = {}, signWith }: MintOptions) => {
     const now = Math.floor(Date.now() / 1000);
     const idClaim = version === '1.0' ? { appid: identity.clientId, appidacr: '2' } : { azp: identity.clientId, azpacr: '2' };
     return new SignJWT({
+      aud: audience,
+      iss: version === '1.0' ? v1Issuer : v2Issuer(),
+      iat: now,
+      nbf: now,
+      exp: now + lifetimeSeconds,
       aio: randomUUID(),
       idp: v1Issuer,
       oid: identity.objectId,
@@ -69,13 +79,8 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
       ...(identity.roles?.length ? { roles: identity.roles } : {}),
       ...claims,
     })
-      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid })
-      .setIssuer(version === '1.0' ? v1Issuer : v2Issuer())
-      .setAudience(audience)
-      .setIssuedAt(now)
-      .setNotBefore(now)
-      .setExpirationTime(now + lifetimeSeconds)
-      .sign(privateKey as CryptoKey);
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: signWith?.kid ?? kid })
+      .sign(signWith?.privateKey ?? (privateKey as CryptoKey));
   };
 
   server = await startLocalServer(async (request, response) => {
@@ -131,6 +136,7 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
     identityHeader,
     brokerIdentity,
     jwksRequests: () => jwksRequests,
+    publicJwk,
     register: (identity) => identities.set(identity.name, identity),
     mint,
     verify: async (token, audience) => (await jwtVerify(token, publicKey, { audience, algorithms: ['RS256'] })).payload,

@@ -41,6 +41,8 @@ export interface SandboxOptions {
   /** Settings that replace the sandbox's own (e.g. a real tenant or vault). */
   env?: Record<string, string | undefined>;
   registryTimeoutSeconds?: number;
+  /** More catalog entries in front of the same registry, each with its own stored credential. */
+  extraRegistries?: { host: string; credentialSecret: string }[];
 }
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
@@ -82,6 +84,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           credentialSecret: REGISTRY_SECRET,
           timeoutSeconds: options.registryTimeoutSeconds ?? 10,
         },
+        ...(options.extraRegistries ?? []).map((extra) => {
+          keyVault.setSecret(extra.credentialSecret, JSON.stringify({ username: 'registry-broker', password: registryPassword }), {
+            contentType: 'application/json',
+          });
+          return { kind: 'token-auth', host: extra.host, endpoint: registry.url, credentialSecret: extra.credentialSecret, timeoutSeconds: 10 };
+        }),
       ]),
       ADMIN_ROLE,
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),

@@ -1,4 +1,4 @@
-import type { TableEntity } from '@azure/data-tables';
+import type { TableEntityResult } from '@azure/data-tables';
 import { createTableClient } from '../../src/tables.js';
 import { jsonLineLogger } from '../../src/logger.js';
 import { ADMIN_ROLE, AUDIENCE, startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/sandbox.js';
@@ -15,7 +15,7 @@ export interface Harness {
   post(path: string, body: unknown, bearer?: string, headers?: Record<string, string>): Promise<Response>;
   requestToken(identity: ManagedIdentity, scopes: string[], registry?: string): Promise<Response>;
   grant(grant: Record<string, unknown>): Promise<void>;
-  auditRecords(): Promise<TableEntity<Record<string, unknown>>[]>;
+  auditRecords(): Promise<TableEntityResult<Record<string, unknown>>[]>;
   close(): Promise<void>;
 }
 
@@ -46,7 +46,7 @@ export async function startHarness(options: Partial<Omit<SandboxOptions, 'log'>>
     },
     auditRecords: async () => {
       const table = createTableClient(sandbox.config.tables, 'issuances', { getToken: async () => null });
-      const records: TableEntity<Record<string, unknown>>[] = [];
+      const records: TableEntityResult<Record<string, unknown>>[] = [];
       for await (const entity of table.listEntities<Record<string, unknown>>()) records.push(entity);
       return records;
     },
