@@ -48,7 +48,7 @@ export async function startAzurite(options: { port?: number } = {}): Promise<Azu
     port,
     connectionString: tablesConnectionString(port),
     close: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;

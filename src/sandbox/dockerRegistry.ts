@@ -79,7 +79,7 @@ export async function startDockerRegistry(tokens: RegistryTokenServer, options: 
     url,
     host: `127.0.0.1:${port}`,
     close: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;
