@@ -15,9 +15,12 @@ function contextLogger(context: InvocationContext): Logger {
   };
 }
 
+/** App Service puts the client first in X-Forwarded-For, as `ip:port` for IPv4. */
 function clientIp(request: HttpRequest): string {
   const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim();
-  return forwarded ? forwarded.slice(0, 64) : 'unknown';
+  if (!forwarded) return 'unknown';
+  const ipv4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(forwarded);
+  return (ipv4WithPort?.[1] ?? forwarded).slice(0, 64);
 }
 
 export function toApiRequest(request: HttpRequest, context: InvocationContext): ApiRequest {

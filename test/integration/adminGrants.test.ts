@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { problemOf, startHarness, type Harness } from '../support/harness.js';
+
+/** Grants are managed over the admin API, with the admin app role, and ETag/If-Match on every write. */
+let h: Harness;
+let adminBearer: string;
+let workload: ManagedIdentity;
+let base: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  adminBearer = await h.tokenFor(h.admin);
+  workload = h.sandbox.identity('workload');
+  base = `${h.sandbox.broker.url}/api/v1/admin/grants`;
+});
+afterAll(() => h?.close());
+
+const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}, bearer = adminBearer) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+
+const grantFor = (id: string, actions = ['pull']) => ({
+  id,
+  description: 'test grant',
+  subjects: [{ objectId: workload.objectId }],
+  registry: h.sandbox.registry.host,
+  repositories: ['acme/web'],
+  actions,
+});
+
+describe('admin role', () => {
+  it('a valid token without the admin role gets 403 on every grant route', async () => {
+    const bearer = await h.tokenFor(workload);
+    for (const [method, path] of [['GET', ''], ['POST', ''], ['GET', '/x'], ['PUT', '/x'], ['DELETE', '/x']] as const) {
+      const response = await call(method, path, method === 'POST' || method === 'PUT' ? grantFor('x') : undefined, { 'If-Match': '*' }, bearer);
+      expect(response.status).toBe(403);
+      expect((await problemOf(response)).type).toBe('urn:registry-broker:problem:not-admin');
+    }
+  });
+
+  it('no token is 401', async () => {
+    const response = await fetch(base);
+    expect(response.status).toBe(401);
+  });
+});
+
+describe('grant lifecycle', () => {
+  it('create, read, update with If-Match, delete; the grant takes effect at once on this instance', async () => {
+    const before = await h.requestToken(workload, ['repository:acme/web:pull']);
+    expect(before.status).toBe(403);
+
+    const created = await call('POST', '', grantFor('web'));
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe('/api/v1/admin/grants/web');
+    const etag = created.headers.get('etag')!;
+    expect(etag).toBeTruthy();
+    expect(await created.json()).toMatchObject({ id: 'web', actions: ['pull'], enabled: true });
+
+    expect((await h.requestToken(workload, ['repository:acme/web:pull'])).status).toBe(200);
+
+    const read = await call('GET', '/web');
+    expect(read.status).toBe(200);
+    expect(read.headers.get('etag')).toBe(etag);
+
+    const listed = (await (await call('GET', '')).json()) as { grants: { id: string }[] };
+    expect(listed.grants.map((g) => g.id)).toContain('web');
+
+    const updated = await call('PUT', '/web', { ...grantFor('web', ['pull', 'push']), id: undefined }, { 'If-Match': etag });
+    expect(updated.status).toBe(200);
+    const newEtag = updated.headers.get('etag')!;
+    expect(newEtag).not.toBe(etag);
+    expect((await h.requestToken(workload, ['repository:acme/web:pull,push'])).status).toBe(200);
+
+    const deleted = await call('DELETE', '/web', undefined, { 'If-Match': newEtag });
+    expect(deleted.status).toBe(204);
+    expect((await h.requestToken(workload, ['repository:acme/web:pull'])).status).toBe(403);
+    expect((await call('GET', '/web')).status).toBe(404);
+  });
+
+  it('a stale ETag is 412 and changes nothing', async () => {
+    const created = await call('POST', '', grantFor('stale'));
+    const etag = created.headers.get('etag')!;
+    const first = await call('PUT', '/stale', grantFor('stale', ['pull', 'push']), { 'If-Match': etag });
+    expect(first.status).toBe(200);
+    const second = await call('PUT', '/stale', grantFor('stale', ['pull', 'push', 'delete']), { 'If-Match': etag });
+    expect(second.status).toBe(412);
+    await problemOf(second);
+    const removed = await call('DELETE', '/stale', undefined, { 'If-Match': etag });
+    expect(removed.status).toBe(412);
+    expect(await (await call('GET', '/stale')).json()).toMatchObject({ actions: ['pull', 'push'] });
+  });
+
+  it('writes without If-Match are 428', async () => {
+    await call('POST', '', grantFor('guarded'));
+    expect((await call('PUT', '/guarded', grantFor('guarded'))).status).toBe(428);
+    expect((await call('DELETE', '/guarded')).status).toBe(428);
+  });
+
+  it('a duplicate id is 409', async () => {
+    await call('POST', '', grantFor('dup'));
+    const again = await call('POST', '', grantFor('dup'));
+    expect(again.status).toBe(409);
+  });
+
+  it('an id in the body that differs from the path is 400', async () => {
+    const created = await call('POST', '', grantFor('mine'));
+    const response = await call('PUT', '/mine', grantFor('theirs'), { 'If-Match': created.headers.get('etag')! });
+    expect(response.status).toBe(400);
+  });
+
+  it.each([
+    ['a regex metacharacter in a pattern', { repositories: ['acme/(web|api)'] }],
+    ['an unknown action', { actions: ['pull', 'own'] }],
+    ['no subjects', { subjects: [] }],
+    ['a subject that is not a GUID', { subjects: [{ objectId: 'someone' }] }],
+    ['an unknown field', { owner: 'me' }],
+    ['a bad id', { id: '../etc' }],
+    ['a TTL below a minute', { maxTtlSeconds: 5 }],
+    ['a bad notAfter', { notAfter: 'next tuesday' }],
+  ])('invalid grant: %s is 400 with field errors', async (_name, change) => {
+    const response = await call('POST', '', { ...grantFor('bad'), ...change });
+    expect(response.status).toBe(400);
+    const problem = await problemOf(response);
+    expect(Array.isArray(problem.errors)).toBe(true);
+  });
+
+  it('an unknown id is 404', async () => {
+    expect((await call('GET', '/nope')).status).toBe(404);
+    expect((await call('GET', '/NOT..VALID')).status).toBe(404);
+  });
+});
