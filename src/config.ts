@@ -72,7 +72,9 @@ export class ConfigError extends Error {
 function describe(issue: z.core.$ZodIssue): string {
   const [setting, ...rest] = issue.path.map(String);
   const where = rest.length > 0 ? ` (at ${rest.join('.')})` : '';
-  return `${setting ?? 'settings'}${where}: ${issue.message}`;
+  // Environment values are always strings, so a type error at the top level means "missing".
+  const message = issue.code === 'invalid_type' && rest.length === 0 ? 'is not set' : issue.message;
+  return `${setting ?? 'settings'}${where}: ${message}`;
 }
 
 /** Validates the environment; throws ConfigError naming every bad setting. */

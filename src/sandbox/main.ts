@@ -1,0 +1,99 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { ConfigError } from '../config.js';
+import { jsonLineLogger } from '../logger.js';
+import { dockerRegistryAvailable } from './dockerRegistry.js';
+import { AUDIENCE, startSandbox } from './sandbox.js';
+
+/**
+ * `npm start`: the whole broker on this machine, in the spirit of `vault server -dev`. Settings given
+ * in the environment replace the sandbox's own, so parts can point at real Azure resources.
+ */
+const PORT = Number(process.env.BROKER_PORT ?? 7071);
+
+async function main(): Promise<void> {
+  if (!dockerRegistryAvailable()) {
+    console.error('The sandbox runs the real registry: install it first (Debian/Ubuntu: sudo apt-get install -y docker-registry skopeo).');
+    process.exit(1);
+  }
+  const overrides = Object.fromEntries(
+    ['BROKER_TENANT_ID', 'BROKER_AUDIENCES', 'AZURE_AUTHORITY_HOST', 'KEY_VAULT_URL', 'TABLES_ENDPOINT', 'TABLES_CONNECTION_STRING', 'REGISTRIES', 'ADMIN_ROLE', 'MAX_TTL_SECONDS']
+      .filter((name) => process.env[name])
+      .map((name) => [name, process.env[name]]),
+  );
+  const log = jsonLineLogger((line) => process.stderr.write(`${line}\n`));
+  const sandbox = await startSandbox({ log, brokerPort: PORT, env: overrides });
+  const pusher = sandbox.identity('demo-pusher');
+  const puller = sandbox.identity('demo-puller');
+  const registry = sandbox.registry.host;
+  await sandbox.services.grants.create({
+    id: 'demo-push',
+    description: 'demo-pusher may push and pull demo/app',
+    subjects: [{ objectId: pusher.objectId }],
+    registry,
+    repositories: ['demo/app'],
+    actions: ['pull', 'push'],
+    enabled: true,
+  });
+  await sandbox.services.grants.create({
+    id: 'demo-pull',
+    description: 'demo-puller may only pull demo/app',
+    subjects: [{ objectId: puller.objectId }],
+    registry,
+    repositories: ['demo/app'],
+    actions: ['pull'],
+    enabled: true,
+  });
+
+  const imds = `${sandbox.entra.url}/metadata/identity/oauth2/token`;
+  const endpoints = {
+    broker: `${sandbox.broker.url}/api`,
+    tenantId: sandbox.config.tenantId,
+    audience: sandbox.config.audiences[0] ?? AUDIENCE,
+    authority: sandbox.entra.url,
+    imds,
+    keyVault: sandbox.keyVault.url,
+    tablesConnectionString: sandbox.azurite.connectionString,
+    registry: { host: registry, url: sandbox.registry.url, tokenRealm: sandbox.tokens.realm },
+    identities: { pusher, puller },
+  };
+  await mkdir('.sandbox', { recursive: true });
+  await writeFile('.sandbox/endpoints.json', `${JSON.stringify(endpoints, null, 2)}\n`);
+
+  console.log(`registry-broker sandbox is running (Ctrl-C stops everything)
+
+  broker          ${endpoints.broker}        (health: ${endpoints.broker}/v1/health)
+  Entra ID        ${sandbox.entra.url}   tenant ${endpoints.tenantId}
+  IMDS            ${imds}
+  Key Vault       ${sandbox.keyVault.url}
+  Table Storage   Azurite on port ${sandbox.azurite.port}
+  registry        ${sandbox.registry.url}   (docker-registry, token realm ${sandbox.tokens.realm})
+  endpoints file  .sandbox/endpoints.json
+
+Walkthrough: push as demo-pusher
+
+  # 1. the workload's managed-identity token, as IMDS hands it out
+  MI=$(curl -s -H Metadata:true "${imds}?api-version=2018-02-01&resource=${endpoints.audience}&client_id=${pusher.clientId}" | jq -r .access_token)
+
+  # 2. a registry token for exactly demo/app, pull and push
+  TOKEN=$(curl -s -X POST ${endpoints.broker}/v1/tokens -H "Authorization: Bearer $MI" -H 'Content-Type: application/json' \\
+    -d '{"registry":"${registry}","scopes":["repository:demo/app:pull,push"]}' | jq -r .token)
+
+  # 3. push with it
+  skopeo copy --dest-tls-verify=false --dest-registry-token "$TOKEN" oci:./some-oci-layout:latest docker://${registry}/demo/app:v1
+
+demo-puller (client_id ${puller.clientId}) may only pull demo/app: its push is refused by the registry,
+and asking the broker for push gets 403.
+`);
+
+  const stop = async () => {
+    await sandbox.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});
