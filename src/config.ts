@@ -47,6 +47,9 @@ const settingsSchema = z
     }
   });
 
+/** Every setting the broker reads (local.settings.sample.json must describe each). */
+export const SETTING_NAMES = Object.keys(settingsSchema.shape);
+
 export type TablesConnection = { kind: 'endpoint'; url: string } | { kind: 'connectionString'; value: string };
 
 export interface BrokerConfig {

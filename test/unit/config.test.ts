@@ -67,3 +67,19 @@ describe('loadConfig', () => {
     expect(config.keyVaultUrl).toBe('http://127.0.0.1:8443');
   });
 });
+
+describe('local.settings.sample.json', () => {
+  it('lists every setting the broker reads, each with a comment', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { SETTING_NAMES } = await import('../../src/config.js');
+    const sample = JSON.parse(await readFile(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {
+      Values: Record<string, string>;
+      Comments: Record<string, string>;
+    };
+    for (const name of SETTING_NAMES) {
+      expect(sample.Comments[name], name).toBeTruthy();
+    }
+    const { TABLES_ENDPOINT: _either, ...values } = Object.fromEntries(SETTING_NAMES.map((n) => [n, sample.Values[n] ?? sample.Comments[n]]));
+    expect(Object.values(values).every(Boolean)).toBe(true);
+  });
+});
