@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { RegistryCatalog, catalogSchema } from '../../src/registries/catalog.js';
+import { retryAfterMs } from '../../src/registries/upstreamHttp.js';
+
+const catalog = new RegistryCatalog(
+  catalogSchema.parse([
+    { kind: 'dockerhub', credentialSecret: 'dockerhub' },
+    { kind: 'token-auth', host: 'ghcr.io', credentialSecret: 'ghcr' },
+    { kind: 'token-auth', host: '127.0.0.1:5000', endpoint: 'http://127.0.0.1:5000', credentialSecret: 'local', timeoutSeconds: 3 },
+  ]),
+);
+
+describe('RegistryCatalog', () => {
+  it('knows Docker Hub\'s realm and config key, under its usual names', () => {
+    for (const name of ['docker.io', 'DOCKER.IO', 'index.docker.io', 'registry-1.docker.io']) {
+      const entry = catalog.find(name);
+      expect(entry?.host).toBe('docker.io');
+      expect(entry?.baseUrl).toBe('https://registry-1.docker.io');
+      expect(entry?.knownChallenge).toEqual({ realm: 'https://auth.docker.io/token', service: 'registry.docker.io' });
+      expect(entry?.dockerConfigKey).toBe('https://index.docker.io/v1/');
+    }
+  });
+
+  it('discovers realms for token-auth registries and keys docker config by host', () => {
+    const ghcr = catalog.find('ghcr.io');
+    expect(ghcr?.baseUrl).toBe('https://ghcr.io');
+    expect(ghcr?.knownChallenge).toBeUndefined();
+    expect(ghcr?.dockerConfigKey).toBe('ghcr.io');
+    expect(ghcr?.timeoutMs).toBe(10_000);
+    expect(catalog.find('127.0.0.1:5000')?.timeoutMs).toBe(3000);
+  });
+
+  it('does not know registries outside the catalog', () => {
+    expect(catalog.find('quay.io')).toBeUndefined();
+    expect(catalog.find('ghcr.io.evil.example')).toBeUndefined();
+  });
+});
+
+describe('retryAfterMs', () => {
+  const response = (value?: string) => new Response(null, { status: 429, headers: value === undefined ? {} : { 'Retry-After': value } });
+  it('reads seconds and HTTP dates, ignores junk', () => {
+    expect(retryAfterMs(response('2'), 0)).toBe(2000);
+    expect(retryAfterMs(response('Thu, 01 Jan 1970 00:00:10 GMT'), 4000)).toBe(6000);
+    expect(retryAfterMs(response('soon'), 0)).toBeUndefined();
+    expect(retryAfterMs(response(), 0)).toBeUndefined();
+  });
+});
