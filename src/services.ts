@@ -11,6 +11,7 @@ import { HealthCheck } from './health.js';
 import { TokenIssuer } from './issuance/tokenIssuer.js';
 import type { Logger } from './logger.js';
 import { RegistryCatalog } from './registries/catalog.js';
+import { UpstreamTokenPool } from './registries/upstreamTokenPool.js';
 import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
 import { isLoopbackUrl } from './urlPolicy.js';
@@ -48,7 +49,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
     grants,
-    issuer: new TokenIssuer(new RegistryCatalog(config.registries), grants, credentials, new UpstreamTokenMinter(), config.maxTtlSeconds),
+    issuer: new TokenIssuer(new RegistryCatalog(config.registries), grants, credentials, new UpstreamTokenPool(new UpstreamTokenMinter()), config.maxTtlSeconds),
     issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances)),
     health: new HealthCheck(grantsTable, secrets, metadata),
   };

@@ -24,6 +24,7 @@ export class IssuanceLog {
       latencyMs: record.latencyMs,
       clientIp: record.clientIp,
       tokenFingerprint: record.tokenFingerprint,
+      tokenReused: record.tokenReused,
       credentialVersion: record.credentialVersion,
     };
     const defined = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));

@@ -23,6 +23,8 @@ export interface IssuanceRecord {
   clientIp: string;
   /** First 16 hex digits of SHA-256(token): enough to match a leaked token to its record, useless to replay. */
   tokenFingerprint?: string;
+  /** The same upstream token went to an earlier caller with the same scope set. */
+  tokenReused?: boolean;
   credentialVersion?: string;
 }
 

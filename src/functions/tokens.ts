@@ -98,6 +98,7 @@ const issue: Handler<Services> = async (request, { services, log }) => {
       grantIds: issued.grantIds,
       expiresAt: issued.expiresAt,
       tokenFingerprint: tokenFingerprint(issued.token),
+      tokenReused: issued.reused,
       credentialVersion: issued.credentialVersion,
     });
     response = json(200, {

@@ -5,7 +5,7 @@ import type { GrantStore } from '../grants/store.js';
 import { problems } from '../http/problem.js';
 import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
 import { formatScope, type RepositoryScope } from '../registries/scope.js';
-import type { UpstreamTokenMinter } from '../registries/upstreamTokens.js';
+import type { UpstreamTokenPool } from '../registries/upstreamTokenPool.js';
 
 export interface TokenRequest {
   registry: string;
@@ -19,6 +19,8 @@ export interface IssuedToken {
   scopes: string[];
   grantIds: string[];
   credentialVersion: string;
+  /** Handed out before to a caller with the same scope set (see UpstreamTokenPool). */
+  reused: boolean;
 }
 
 /** Slack for the clocks of broker and registry when comparing a token's lifetime to its cap. */
@@ -30,7 +32,7 @@ export class TokenIssuer {
     private readonly catalog: RegistryCatalog,
     private readonly grants: GrantStore,
     private readonly credentials: UpstreamCredentials,
-    private readonly minter: UpstreamTokenMinter,
+    private readonly upstreamTokens: UpstreamTokenPool,
     private readonly maxTtlSeconds: number,
   ) {}
 
@@ -47,7 +49,7 @@ export class TokenIssuer {
       throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
     }
     const credential = await this.credentials.get(entry.credentialSecret);
-    const minted = await this.minter.mint(entry, credential, request.scopes);
+    const minted = await this.upstreamTokens.get(entry, credential, request.scopes);
     // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
     const capSeconds = Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity);
     if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
@@ -60,6 +62,7 @@ export class TokenIssuer {
       scopes: request.scopes.map(formatScope),
       grantIds: decision.grantIds,
       credentialVersion: credential.version,
+      reused: minted.reused,
     };
   }
 }

@@ -18,13 +18,15 @@ beforeAll(async () => {
     extraRegistries: [{ host: COLD, credentialSecret: 'cold-registry' }],
   });
   caller = h.sandbox.identity('workload');
-  await h.grant({ id: 'web', subjects: [{ objectId: caller.objectId }], repositories: ['acme/web'], actions: ['pull'] });
-  await h.grant({ id: 'cold', registry: COLD, subjects: [{ objectId: caller.objectId }], repositories: ['acme/web'], actions: ['pull'] });
+  await h.grant({ id: 'web', subjects: [{ objectId: caller.objectId }], repositories: ['acme/**'], actions: ['pull'] });
+  await h.grant({ id: 'cold', registry: COLD, subjects: [{ objectId: caller.objectId }], repositories: ['acme/**'], actions: ['pull'] });
 });
 afterAll(() => h?.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const pullWeb = (registry?: string) => h.requestToken(caller, ['repository:acme/web:pull'], registry);
+// A fresh repository each time, so no upstream token is reused and every call reaches the token server.
+let repositories = 0;
+const pullWeb = (registry?: string) => h.requestToken(caller, [`repository:acme/r${++repositories}:pull`], registry);
 
 async function auditOf(response: Response) {
   const requestId = response.headers.get('x-request-id');
