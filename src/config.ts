@@ -32,7 +32,7 @@ const settingsSchema = z
     TABLES_CONNECTION_STRING: z.string().min(1).optional(),
     REGISTRIES: jsonText.pipe(catalogSchema),
     ADMIN_ROLE: z.string().min(1).max(120).default('Broker.Admin'),
-    MAX_TTL_SECONDS: seconds(60, 86_400, 3600),
+    MAX_TTL_SECONDS: seconds(60, 86_400, 5400),
     CREDENTIAL_CACHE_SECONDS: seconds(1, 3600, 300),
     CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
   })

@@ -11,6 +11,7 @@ import { HealthCheck } from './health.js';
 import { TokenIssuer } from './issuance/tokenIssuer.js';
 import type { Logger } from './logger.js';
 import { RegistryCatalog } from './registries/catalog.js';
+import { AcrTokenClient } from './registries/acrTokens.js';
 import { UpstreamTokenPool } from './registries/upstreamTokenPool.js';
 import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
@@ -49,7 +50,15 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
     grants,
-    issuer: new TokenIssuer(new RegistryCatalog(config.registries), grants, credentials, new UpstreamTokenPool(new UpstreamTokenMinter()), config.maxTtlSeconds),
+    issuer: new TokenIssuer(
+      new RegistryCatalog(config.registries),
+      grants,
+      credentials,
+      new UpstreamTokenPool(),
+      new UpstreamTokenMinter(),
+      new AcrTokenClient(identity, config.tenantId),
+      config.maxTtlSeconds,
+    ),
     issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances)),
     health: new HealthCheck(grantsTable, secrets, metadata),
   };

@@ -5,7 +5,9 @@ import type { GrantStore } from '../grants/store.js';
 import { problems } from '../http/problem.js';
 import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
 import { formatScope, type RepositoryScope } from '../registries/scope.js';
-import type { UpstreamTokenPool } from '../registries/upstreamTokenPool.js';
+import type { AcrTokenClient } from '../registries/acrTokens.js';
+import type { PooledToken, UpstreamTokenPool } from '../registries/upstreamTokenPool.js';
+import type { UpstreamTokenMinter } from '../registries/upstreamTokens.js';
 
 export interface TokenRequest {
   registry: string;
@@ -23,6 +25,9 @@ export interface IssuedToken {
   reused: boolean;
 }
 
+/** Recorded as the credential of ACR tokens, which the broker's own identity obtains. */
+const MANAGED_IDENTITY = 'managed-identity';
+
 /** Slack for the clocks of broker and registry when comparing a token's lifetime to its cap. */
 const LIFETIME_SLACK_MS = 5_000;
 
@@ -32,7 +37,9 @@ export class TokenIssuer {
     private readonly catalog: RegistryCatalog,
     private readonly grants: GrantStore,
     private readonly credentials: UpstreamCredentials,
-    private readonly upstreamTokens: UpstreamTokenPool,
+    private readonly pool: UpstreamTokenPool,
+    private readonly minter: UpstreamTokenMinter,
+    private readonly acr: AcrTokenClient,
     private readonly maxTtlSeconds: number,
   ) {}
 
@@ -48,8 +55,7 @@ export class TokenIssuer {
     if (!decision.allowed) {
       throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
     }
-    const credential = await this.credentials.get(entry.credentialSecret);
-    const minted = await this.upstreamTokens.get(entry, credential, request.scopes);
+    const { minted, credentialVersion } = await this.upstreamToken(entry, request.scopes);
     // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
     const capSeconds = Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity);
     if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
@@ -61,8 +67,18 @@ export class TokenIssuer {
       expiresAt: minted.expiresAt,
       scopes: request.scopes.map(formatScope),
       grantIds: decision.grantIds,
-      credentialVersion: credential.version,
+      credentialVersion,
       reused: minted.reused,
     };
+  }
+
+  private async upstreamToken(entry: RegistryEntry, scopes: RepositoryScope[]): Promise<{ minted: PooledToken; credentialVersion: string }> {
+    if (entry.credentialSecret === undefined) {
+      const minted = await this.pool.get(entry.host, MANAGED_IDENTITY, scopes, () => this.acr.mint(entry, scopes));
+      return { minted, credentialVersion: MANAGED_IDENTITY };
+    }
+    const credential = await this.credentials.get(entry.credentialSecret);
+    const minted = await this.pool.get(entry.host, credential.version, scopes, () => this.minter.mint(entry, credential, scopes));
+    return { minted, credentialVersion: credential.version };
   }
 }

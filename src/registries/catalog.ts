@@ -15,28 +15,35 @@ export const secretNameSchema = z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must 
 
 const serviceUrl = z.string().refine(isAllowedServiceUrl, SERVICE_URL_RULE);
 
-const common = {
-  credentialSecret: secretNameSchema,
+const reach = {
   /** Overrides where the registry is reached (tests, sandbox, mirrors). */
   endpoint: serviceUrl.optional(),
   /** Upper bound for one token request to the registry, retries included. */
   timeoutSeconds: z.number().int().min(1).max(60).default(10),
 };
+const common = { credentialSecret: secretNameSchema, ...reach };
 
-const dockerHubSchema = z.object({
+const dockerHubSchema = z.strictObject({
   kind: z.literal('dockerhub'),
   host: z.literal('docker.io').default('docker.io'),
   ...common,
 });
 
-const tokenAuthSchema = z.object({
+const tokenAuthSchema = z.strictObject({
   kind: z.literal('token-auth'),
   host: registryHostSchema,
   ...common,
 });
 
+/** Azure Container Registry: no stored secret; the broker's managed identity is exchanged for ACR tokens. */
+const acrSchema = z.strictObject({
+  kind: z.literal('acr'),
+  host: registryHostSchema,
+  ...reach,
+});
+
 export const catalogSchema = z
-  .array(z.discriminatedUnion('kind', [dockerHubSchema, tokenAuthSchema]))
+  .array(z.discriminatedUnion('kind', [dockerHubSchema, tokenAuthSchema, acrSchema]))
   .min(1)
   .max(100)
   .superRefine((entries, ctx) => {
@@ -57,7 +64,8 @@ export interface Challenge {
 export interface RegistryEntry {
   kind: CatalogEntryConfig['kind'];
   host: string;
-  credentialSecret: string;
+  /** Key Vault secret with the registry credential; none for ACR, which uses the broker's identity. */
+  credentialSecret: string | undefined;
   /** Base URL of the registry API (`…/v2/` lives below it). */
   baseUrl: string;
   /** Realm and service known without asking the registry (Docker Hub), else discovered. */
@@ -85,7 +93,7 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
   return {
     kind: config.kind,
     host: config.host,
-    credentialSecret: config.credentialSecret,
+    credentialSecret: config.kind === 'acr' ? undefined : config.credentialSecret,
     baseUrl: config.endpoint ?? `https://${config.host}`,
     knownChallenge: undefined,
     timeoutMs,

@@ -10,6 +10,8 @@ const BASE_BACKOFF_MS = 100;
 export interface UpstreamCall {
   url: string;
   headers?: Record<string, string>;
+  /** A form body makes the call a POST (OAuth2 endpoints); without one it is a GET. */
+  form?: URLSearchParams;
   deadline: number;
   /** For messages: which registry, never a URL with secrets. */
   registry: string;
@@ -30,13 +32,19 @@ function isTimeout(error: unknown): boolean {
   return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
 }
 
-export async function upstreamGet(call: UpstreamCall): Promise<Response> {
+export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
     const remaining = call.deadline - Date.now();
     if (remaining <= 0) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
     let response: Response;
     try {
-      response = await fetch(call.url, { headers: call.headers, redirect: 'manual', signal: AbortSignal.timeout(remaining) });
+      response = await fetch(call.url, {
+        method: call.form ? 'POST' : 'GET',
+        headers: call.headers,
+        ...(call.form ? { body: call.form } : {}),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(remaining),
+      });
     } catch (error) {
       if (isTimeout(error)) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
       if (attempt < MAX_RETRIES) {

@@ -6,7 +6,7 @@ import { RefreshingCache } from '../refreshingCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 import type { Challenge, RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
-import { readJson, upstreamGet } from './upstreamHttp.js';
+import { readJson, upstreamFetch } from './upstreamHttp.js';
 import { parseWwwAuthenticate } from './wwwAuthenticate.js';
 
 export interface UpstreamToken {
@@ -46,7 +46,7 @@ export class UpstreamTokenMinter {
     for (const scope of scopes) url.searchParams.append('scope', formatScope(scope));
     url.searchParams.set('account', credential.username);
     const requestedAt = Date.now();
-    const response = await upstreamGet({
+    const response = await upstreamFetch({
       url: url.toString(),
       headers: { Authorization: `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`, Accept: 'application/json' },
       deadline,
@@ -68,7 +68,7 @@ export class UpstreamTokenMinter {
   }
 }
 
-function jwtExpiry(token: string): number | undefined {
+export function jwtExpiry(token: string): number | undefined {
   try {
     const { exp } = decodeJwt(token);
     return typeof exp === 'number' ? exp * 1000 : undefined;
@@ -78,7 +78,7 @@ function jwtExpiry(token: string): number | undefined {
 }
 
 async function discoverChallenge(entry: RegistryEntry): Promise<Challenge> {
-  const response = await upstreamGet({ url: `${entry.baseUrl}/v2/`, deadline: Date.now() + entry.timeoutMs, registry: entry.host });
+  const response = await upstreamFetch({ url: `${entry.baseUrl}/v2/`, deadline: Date.now() + entry.timeoutMs, registry: entry.host });
   await response.body?.cancel();
   const header = response.headers.get('www-authenticate');
   const challenge = response.status === 401 && header ? parseWwwAuthenticate(header) : undefined;

@@ -35,7 +35,14 @@ async function waitForChallenge(url: string, child: ChildProcess): Promise<void>
   throw new Error('docker-registry did not start within 10 s');
 }
 
-export async function startDockerRegistry(tokens: RegistryTokenServer, options: { port?: number } = {}): Promise<DockerRegistry> {
+export interface DockerRegistryOptions {
+  port?: number;
+  /** The registry's auth service and realm; default: the token server's distribution endpoint. */
+  service?: string;
+  realm?: string;
+}
+
+export async function startDockerRegistry(tokens: RegistryTokenServer, options: DockerRegistryOptions = {}): Promise<DockerRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'registry-broker-registry-'));
   const port = options.port ?? (await freePort());
   await writeFile(join(dir, 'root.pem'), tokens.rootCertificatePem);
@@ -56,8 +63,8 @@ export async function startDockerRegistry(tokens: RegistryTokenServer, options: 
       `  addr: 127.0.0.1:${port}`,
       'auth:',
       '  token:',
-      `    realm: ${tokens.realm}`,
-      `    service: ${tokens.service}`,
+      `    realm: ${options.realm ?? tokens.realm}`,
+      `    service: ${options.service ?? tokens.service}`,
       `    issuer: ${tokens.issuer}`,
       `    rootcertbundle: ${join(dir, 'root.pem')}`,
       '',

@@ -37,6 +37,8 @@ export interface EntraIdStandIn {
   /** The published signing key, as in the JWKS (tests use it for key-confusion attacks). */
   publicJwk: JWK;
   register(identity: ManagedIdentity): void;
+  /** Misconfigure the MSI endpoint to issue the broker's tokens for this audience (fault tests). */
+  setBrokerAudienceOverride(audience: string | undefined): void;
   mint(options: MintOptions): Promise<string>;
   /** Verifies a token this authority issued for `audience` (used by the Key Vault stand-in). */
   verify(token: string, audience: string): Promise<JWTPayload>;
@@ -54,6 +56,7 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
   const identities = new Map<string, ManagedIdentity>();
   const brokerIdentity: ManagedIdentity = { name: 'broker', objectId: randomUUID(), clientId: randomUUID() };
   let jwksRequests = 0;
+  let brokerAudienceOverride: string | undefined;
   let server: LocalServer | undefined;
   const v1Issuer = `https://sts.windows.net/${tenantId}/`;
   const v2Issuer = () => `${server!.url}/${tenantId}/v2.0`;
@@ -125,7 +128,7 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
       if (request.headers['x-identity-header'] !== identityHeader) return sendJson(response, 401, { error: 'unauthorized' });
       const resource = url.searchParams.get('resource');
       if (!resource) return sendJson(response, 400, { error: 'invalid_request' });
-      return sendToken(response, await mint({ identity: brokerIdentity, audience: resource }), resource, brokerIdentity.clientId);
+      return sendToken(response, await mint({ identity: brokerIdentity, audience: brokerAudienceOverride ?? resource }), resource, brokerIdentity.clientId);
     }
     return sendJson(response, 404, { error: 'not_found' });
   }, options.port);
@@ -138,6 +141,9 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
     jwksRequests: () => jwksRequests,
     publicJwk,
     register: (identity) => identities.set(identity.name, identity),
+    setBrokerAudienceOverride: (audience) => {
+      brokerAudienceOverride = audience;
+    },
     mint,
     verify: async (token, audience) => (await jwtVerify(token, publicKey, { audience, algorithms: ['RS256'] })).payload,
     v1Issuer,

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { SignJWT, type CryptoKey } from 'jose';
+import { jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { basicCredentials, sendJson, startLocalServer } from './localServer.js';
 
 /**
@@ -22,6 +22,10 @@ export interface RegistryTokenServer {
   failNext(count: number, status: number, retryAfterSeconds?: number): void;
   setHang(hang: boolean): void;
   setLifetime(seconds: number): void;
+  /** Serves ACR's /oauth2/exchange and /oauth2/token for a registry whose service is `service`. */
+  enableAcr(service: string): void;
+  /** Successful /oauth2/exchange calls: shows the broker caches its ACR refresh token. */
+  acrExchanges(): number;
   requests(): number;
   close(): Promise<void>;
 }
@@ -60,7 +64,18 @@ function parseScopes(scopes: string[]): { type: string; name: string; actions: s
   });
 }
 
-export async function startRegistryTokenServer(options: { service?: string; issuer?: string; port?: number } = {}): Promise<RegistryTokenServer> {
+export interface TokenServerOptions {
+  service?: string;
+  issuer?: string;
+  port?: number;
+  /** ACR emulation: checks the Entra token presented at /oauth2/exchange (signature, audience). */
+  entra?: { tenantId: string; verify(token: string, audience: string): Promise<JWTPayload> };
+}
+
+/** The Entra audience ACR requires at /oauth2/exchange. */
+export const ACR_AUDIENCE = 'https://containerregistry.azure.net';
+
+export async function startRegistryTokenServer(options: TokenServerOptions = {}): Promise<RegistryTokenServer> {
   const service = options.service ?? 'sandbox-registry';
   const issuer = options.issuer ?? 'sandbox-token-server';
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -81,10 +96,62 @@ export async function startRegistryTokenServer(options: { service?: string; issu
   let hang = false;
   let lifetime = 300;
   let requests = 0;
+  let acrService: string | undefined;
+  let acrExchanges = 0;
+  const ACR_ACCESS_LIFETIME = 75 * 60;
+  const ACR_REFRESH_LIFETIME = 3 * 3600;
 
-  const server = await startLocalServer(async (request, response) => {
+  const sign = (claims: JWTPayload, audience: string, subject: string, seconds: number) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
+      .setIssuer(issuer)
+      .setSubject(subject)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + seconds)
+      .setJti(randomUUID())
+      .sign(keys.privateKey as CryptoKey);
+  };
+
+  /** ACR's OAuth2 endpoints (form posts), as the broker's ACR client uses them. */
+  const acr = async (path: string, form: URLSearchParams, response: import('node:http').ServerResponse) => {
+    if (!acrService || !options.entra) return sendJson(response, 404, { errors: [{ code: 'NOT_FOUND' }] });
+    if (form.get('service') !== acrService) return sendJson(response, 400, { errors: [{ code: 'UNSUPPORTED', message: 'unknown service' }] });
+    if (path === '/oauth2/exchange') {
+      if (form.get('grant_type') !== 'access_token') return sendJson(response, 400, { errors: [{ code: 'UNSUPPORTED' }] });
+      let claims: JWTPayload;
+      try {
+        claims = await options.entra.verify(form.get('access_token') ?? '', ACR_AUDIENCE);
+      } catch {
+        return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid Entra token' }] });
+      }
+      if (claims.tid !== options.entra.tenantId || form.get('tenant') !== options.entra.tenantId) {
+        return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'wrong tenant' }] });
+      }
+      acrExchanges += 1;
+      return sendJson(response, 200, { refresh_token: await sign({ grant_type: 'refresh_token' }, acrService, String(claims.oid), ACR_REFRESH_LIFETIME) });
+    }
+    if (form.get('grant_type') !== 'refresh_token') return sendJson(response, 400, { errors: [{ code: 'UNSUPPORTED' }] });
+    let subject: string;
+    try {
+      const { payload } = await jwtVerify(form.get('refresh_token') ?? '', keys.publicKey as CryptoKey, { issuer, audience: acrService });
+      if (payload.grant_type !== 'refresh_token') throw new Error('not a refresh token');
+      subject = String(payload.sub);
+    } catch {
+      return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid refresh token' }] });
+    }
+    const access = parseScopes((form.get('scope') ?? '').split(' ').filter(Boolean));
+    return sendJson(response, 200, { access_token: await sign({ access }, acrService, subject, ACR_ACCESS_LIFETIME) });
+  };
+
+  const server = await startLocalServer(async (request, response, body) => {
     requests += 1;
     const url = new URL(request.url ?? '/', 'http://localhost');
+    if (request.method === 'POST' && (url.pathname === '/oauth2/exchange' || url.pathname === '/oauth2/token')) {
+      return acr(url.pathname, new URLSearchParams(body), response);
+    }
     if (url.pathname !== '/token') return sendJson(response, 404, { errors: [{ code: 'NOT_FOUND' }] });
     if (hang) return; // never answers: the broker's deadline must end the wait
     if (failures.remaining > 0) {
@@ -97,18 +164,8 @@ export async function startRegistryTokenServer(options: { service?: string; issu
       return sendJson(response, 401, { details: 'incorrect username or password' });
     }
     if (url.searchParams.get('service') !== service) return sendJson(response, 400, { details: 'unknown service' });
-    const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({ access: parseScopes(url.searchParams.getAll('scope')) })
-      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
-      .setIssuer(issuer)
-      .setSubject(credentials.username)
-      .setAudience(service)
-      .setIssuedAt(now)
-      .setNotBefore(now)
-      .setExpirationTime(now + lifetime)
-      .setJti(randomUUID())
-      .sign(keys.privateKey as CryptoKey);
-    sendJson(response, 200, { token, access_token: token, expires_in: lifetime, issued_at: new Date(now * 1000).toISOString() });
+    const token = await sign({ access: parseScopes(url.searchParams.getAll('scope')) }, service, credentials.username, lifetime);
+    sendJson(response, 200, { token, access_token: token, expires_in: lifetime, issued_at: new Date().toISOString() });
   }, options.port);
 
   return {
@@ -128,6 +185,10 @@ export async function startRegistryTokenServer(options: { service?: string; issu
     setLifetime: (seconds) => {
       lifetime = seconds;
     },
+    enableAcr: (name) => {
+      acrService = name;
+    },
+    acrExchanges: () => acrExchanges,
     requests: () => requests,
     close: () => server.close(),
   };

@@ -6,6 +6,8 @@ import { createServices, type Services } from '../services.js';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startBrokerHost, type BrokerHost } from './brokerHost.js';
 import { startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
+import { freePort } from './localServer.js';
+import { startAcrFront } from './acrFront.js';
 import { startEntraId, type EntraIdStandIn, type ManagedIdentity } from './entraId.js';
 import { startKeyVault, type KeyVaultStandIn } from './keyVault.js';
 import { startRegistryTokenServer, type RegistryTokenServer } from './registryTokenServer.js';
@@ -25,6 +27,8 @@ export interface Sandbox {
   azurite: Azurite;
   tokens: RegistryTokenServer;
   registry: DockerRegistry;
+  /** A second docker-registry fronted by ACR-style /oauth2 endpoints, when asked for. */
+  acr: DockerRegistry | undefined;
   broker: BrokerHost;
   services: Services;
   config: BrokerConfig;
@@ -43,6 +47,8 @@ export interface SandboxOptions {
   registryTimeoutSeconds?: number;
   /** More catalog entries in front of the same registry, each with its own stored credential. */
   extraRegistries?: { host: string; credentialSecret: string }[];
+  /** Also run an Azure Container Registry look-alike (catalog kind `acr`). */
+  acr?: boolean;
 }
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
@@ -55,10 +61,21 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     keyVault.allow(entra.brokerIdentity.objectId);
     const azurite = await startAzurite();
     started.push(azurite);
-    const tokens = await startRegistryTokenServer();
+    const tokens = await startRegistryTokenServer({ entra });
     started.push(tokens);
     const registry = await startDockerRegistry(tokens);
     started.push(registry);
+    let acr: DockerRegistry | undefined;
+    if (options.acr) {
+      // An ACR login server answers /oauth2/* and /v2/* on one host: a front does that here.
+      const port = await freePort();
+      const service = `127.0.0.1:${port}`;
+      tokens.enableAcr(service);
+      const behind = await startDockerRegistry(tokens, { service, realm: `http://${service}/oauth2/token` });
+      started.push(behind);
+      acr = await startAcrFront(port, tokens.url, behind);
+      started.push(acr);
+    }
 
     const registryPassword = randomBytes(24).toString('base64url');
     tokens.addAccount('registry-broker', registryPassword);
@@ -90,6 +107,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           });
           return { kind: 'token-auth', host: extra.host, endpoint: registry.url, credentialSecret: extra.credentialSecret, timeoutSeconds: 10 };
         }),
+        ...(acr ? [{ kind: 'acr', host: acr.host, endpoint: acr.url }] : []),
       ]),
       ADMIN_ROLE,
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),
@@ -105,6 +123,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       azurite,
       tokens,
       registry,
+      acr,
       broker,
       services,
       config,

@@ -26,7 +26,7 @@ describe('loadConfig', () => {
     expect(config.authorityHost).toBe('https://login.microsoftonline.com');
     expect(config.keyVaultUrl).toBe('https://broker-kv.vault.azure.net');
     expect(config.adminRole).toBe('Broker.Admin');
-    expect(config.maxTtlSeconds).toBe(3600);
+    expect(config.maxTtlSeconds).toBe(5400);
     expect(config.tables).toEqual({ kind: 'endpoint', url: 'https://brokerstore.table.core.windows.net' });
     expect(config.registries.map((r) => r.host)).toEqual(['docker.io', 'ghcr.io']);
   });
