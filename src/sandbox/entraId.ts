@@ -88,7 +88,8 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
 
   server = await startLocalServer(async (request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const path = url.pathname;
+    // Real endpoints tolerate a trailing slash, and MSAL's IMDS client sends one.
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     if (path === `/${tenantId}/.well-known/openid-configuration`) {
       return sendJson(response, 200, {
         issuer: v1Issuer,

@@ -1,0 +1,66 @@
+import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+
+/** What the broker answers on POST /api/v1/tokens (DESIGN.md §4). */
+export interface IssuedCredential {
+  registry: string;
+  token: string;
+  expiresAt: string;
+  expiresIn: number;
+  scopes: string[];
+  issuanceId: string;
+  dockerConfig: { auths: Record<string, { registrytoken: string }> };
+}
+
+/** A failure the CLI prints as one line; exit code 1, or 2 for wrong usage. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export function managedIdentity(clientId: string | undefined): TokenCredential {
+  return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+}
+
+/** The caller's own token for the broker: `<audience>/.default`, from IMDS or the platform's MSI endpoint. */
+export async function callerToken(credential: TokenCredential, audience: string): Promise<string> {
+  try {
+    const token = await credential.getToken(`${audience.replace(/\/+$/, '')}/.default`);
+    if (!token) throw new Error('no token');
+    return token.token;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new CliError(`no managed-identity token for ${audience}: ${reason} (run where a managed identity is available; --client-id selects a user-assigned one)`);
+  }
+}
+
+export async function callBroker<T>(broker: string, path: string, bearer: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const url = `${broker.replace(/\/+$/, '')}${path}`;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: init.method ?? 'GET',
+      headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    throw new CliError(`cannot reach the broker at ${broker}: ${cause}`);
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let detail = text.slice(0, 300);
+    try {
+      const problem = JSON.parse(text) as { title?: string; detail?: string };
+      detail = [problem.title, problem.detail].filter(Boolean).join(': ');
+    } catch {
+      // not problem+json: the start of the body says enough
+    }
+    throw new CliError(`broker answered ${response.status}: ${detail}`);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}

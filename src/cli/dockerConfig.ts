@@ -1,0 +1,32 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** Where docker, skopeo, crane and oras look: $DOCKER_CONFIG/config.json, default ~/.docker. */
+export function dockerConfigPath(configDir?: string): string {
+  return join(configDir ?? process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
+}
+
+/**
+ * Sets `auths[key] = { registrytoken }`, keeping every other entry and setting of the file. Written
+ * to a 0600 temporary file and renamed over the old one, so the token is never readable by others
+ * and a crash never leaves half a file.
+ */
+export async function writeRegistryToken(path: string, key: string, token: string): Promise<void> {
+  let config: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) config = parsed as Record<string, unknown>;
+    else throw new Error(`${path} is not a JSON object; not overwriting it`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw error instanceof SyntaxError ? new Error(`${path} is not valid JSON; not overwriting it`) : error;
+    }
+  }
+  const auths = (config.auths && typeof config.auths === 'object' ? config.auths : {}) as Record<string, unknown>;
+  const next = { ...config, auths: { ...auths, [key]: { registrytoken: token } } };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+  await rename(temporary, path);
+}
