@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ConfigError } from '../config.js';
 import { jsonLineLogger } from '../logger.js';
 import { dockerRegistryAvailable } from './dockerRegistry.js';
@@ -9,6 +10,8 @@ import { AUDIENCE, startSandbox } from './sandbox.js';
  * in the environment replace the sandbox's own, so parts can point at real Azure resources.
  */
 const PORT = Number(process.env.BROKER_PORT ?? 7071);
+/** Where endpoints.json goes; tests move it so they never touch a developer's running sandbox. */
+const STATE_DIR = process.env.SANDBOX_DIR ?? '.sandbox';
 
 async function main(): Promise<void> {
   if (!dockerRegistryAvailable()) {
@@ -56,8 +59,8 @@ async function main(): Promise<void> {
     registry: { host: registry, url: sandbox.registry.url, tokenRealm: sandbox.tokens.realm },
     identities: { pusher, puller },
   };
-  await mkdir('.sandbox', { recursive: true });
-  await writeFile('.sandbox/endpoints.json', `${JSON.stringify(endpoints, null, 2)}\n`);
+  await mkdir(STATE_DIR, { recursive: true });
+  await writeFile(join(STATE_DIR, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
 
   console.log(`registry-broker sandbox is running (Ctrl-C stops everything)
 
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
   Key Vault       ${sandbox.keyVault.url}
   Table Storage   Azurite on port ${sandbox.azurite.port}
   registry        ${sandbox.registry.url}   (docker-registry, token realm ${sandbox.tokens.realm})
-  endpoints file  .sandbox/endpoints.json
+  endpoints file  ${join(STATE_DIR, 'endpoints.json')}
 
 Walkthrough: push as demo-pusher
 
