@@ -26,6 +26,7 @@ export interface RegistryTokenServer {
   enableAcr(service: string): void;
   /** Successful /oauth2/exchange calls: shows the broker caches its ACR refresh token. */
   acrExchanges(): number;
+  /** Token requests at the distribution realm (`/token`). */
   requests(): number;
   close(): Promise<void>;
 }
@@ -147,12 +148,18 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
   };
 
   const server = await startLocalServer(async (request, response, body) => {
-    requests += 1;
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method === 'POST' && (url.pathname === '/oauth2/exchange' || url.pathname === '/oauth2/token')) {
       return acr(url.pathname, new URLSearchParams(body), response);
     }
+    if (url.pathname === '/v2/' || url.pathname === '/v2') {
+      // Stands in for a registry's challenge when no docker-registry runs (tokens, but no pushes).
+      return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED' }] }, {
+        'WWW-Authenticate': `Bearer realm="${server.url}/token",service="${service}"`,
+      });
+    }
     if (url.pathname !== '/token') return sendJson(response, 404, { errors: [{ code: 'NOT_FOUND' }] });
+    requests += 1;
     if (hang) return; // never answers: the broker's deadline must end the wait
     if (failures.remaining > 0) {
       failures.remaining -= 1;

@@ -5,7 +5,7 @@ import { routes } from '../routes.js';
 import { createServices, type Services } from '../services.js';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startBrokerHost, type BrokerHost } from './brokerHost.js';
-import { startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
+import { dockerRegistryAvailable, startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
 import { freePort } from './localServer.js';
 import { startAcrFront } from './acrFront.js';
 import { startEntraId, type EntraIdStandIn, type ManagedIdentity } from './entraId.js';
@@ -26,7 +26,9 @@ export interface Sandbox {
   keyVault: KeyVaultStandIn;
   azurite: Azurite;
   tokens: RegistryTokenServer;
+  /** The real docker-registry, or (when it is not installed) the token server answering `/v2/` alone. */
   registry: DockerRegistry;
+  realRegistry: boolean;
   /** A second docker-registry fronted by ACR-style /oauth2 endpoints, when asked for. */
   acr: DockerRegistry | undefined;
   broker: BrokerHost;
@@ -63,10 +65,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     started.push(azurite);
     const tokens = await startRegistryTokenServer({ entra });
     started.push(tokens);
-    const registry = await startDockerRegistry(tokens);
+    const realRegistry = dockerRegistryAvailable();
+    const registry = realRegistry ? await startDockerRegistry(tokens) : { url: tokens.url, host: new URL(tokens.url).host, close: async () => undefined };
     started.push(registry);
     let acr: DockerRegistry | undefined;
-    if (options.acr) {
+    if (options.acr && realRegistry) {
       // An ACR login server answers /oauth2/* and /v2/* on one host: a front does that here.
       const port = await freePort();
       const service = `127.0.0.1:${port}`;
@@ -123,6 +126,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       azurite,
       tokens,
       registry,
+      realRegistry,
       acr,
       broker,
       services,

@@ -1,12 +1,14 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { problemOf, startHarness, type Harness } from '../support/harness.js';
+import { e2eAvailable } from '../support/skopeo.js';
 
 /**
  * The broker's Entra token for ACR has the wrong audience (a misconfigured identity endpoint): the
  * ACR-style /oauth2/exchange refuses it and the caller gets a 502 that says where and why. Its own
  * file: MSAL caches the broker's token per process, so the bad token must be the first one fetched.
  */
-let h: Harness;
+describe.skipIf(!e2eAvailable())('ACR exchange refused', () => {
+  let h: Harness;
 beforeAll(async () => {
   h = await startHarness({ acr: true });
 });
@@ -25,4 +27,5 @@ it('answers 502 naming /oauth2/exchange, and audits the failure', async () => {
   expect(problem.detail).toMatch(/containerregistry\.azure\.net/);
   const record = (await h.auditRecords()).find((r) => r.requestId === problem.requestId);
   expect(record).toMatchObject({ outcome: 'failed', reason: 'upstream-refused', status: 502, registry: acrHost });
+});
 });
