@@ -1,8 +1,10 @@
 import { adminGrantRoute, adminGrantsRoute } from './functions/adminGrants.js';
 import { healthRoute } from './functions/health.js';
+import { openApiRoute } from './functions/openapi.js';
 import { tokensRoute } from './functions/tokens.js';
 import type { Route } from './http/types.js';
 import type { Services } from './services.js';
 
 /** The one route table: src/index.ts registers it with Azure Functions, the sandbox host serves it. */
 export const routes: Route<Services>[] = [tokensRoute, healthRoute, adminGrantsRoute, adminGrantRoute];
+routes.push(openApiRoute(() => routes));

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { requireAdmin } from '../auth/adminAccess.js';
 import { grantBodySchema, grantIdSchema, type Grant } from '../grants/model.js';
 import type { StoredGrant } from '../grants/store.js';
@@ -15,6 +16,9 @@ import type { Services } from '../services.js';
 async function admin(request: ApiRequest, services: Services) {
   return requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
 }
+
+/** PUT may leave the id out of the body: the path names it. */
+const grantReplaceSchema = grantBodySchema.extend({ id: grantBodySchema.shape.id.optional() });
 
 function withEtag(stored: StoredGrant, status = 200, extra: Record<string, string> = {}) {
   return json(status, stored.grant, { ETag: stored.etag, ...extra });
@@ -55,8 +59,7 @@ const replace: Handler<Services> = async (request, { services, log }) => {
   const caller = await admin(request, services);
   const id = grantId(request);
   const etag = ifMatch(request);
-  const schema = grantBodySchema.extend({ id: grantBodySchema.shape.id.optional() });
-  const body = parseBody(await request.text(), schema);
+  const body = parseBody(await request.text(), grantReplaceSchema);
   if (body.id !== undefined && body.id !== id) throw problems.badRequest(`The body's id "${body.id}" does not match the path's "${id}".`);
   const stored = await services.grants.replace({ ...body, id }, etag);
   log.info('grant replaced', { grantId: id, by: caller.objectId, requestId: request.requestId });
@@ -71,9 +74,77 @@ const remove: Handler<Services> = async (request, { services, log }) => {
   return { status: 204 };
 };
 
-export const adminGrantsRoute: Route<Services> = { name: 'adminGrants', route: 'v1/admin/grants', handlers: { GET: list, POST: create } };
+const grantListSchema = z.object({ grants: z.array(grantBodySchema) });
+const ifMatchHeader = { 'If-Match': { description: 'The ETag from GET; required so that concurrent edits are never lost', required: true } };
+const etag = { ETag: 'the grant version, for If-Match' };
+const adminErrors = {
+  401: { description: 'Missing or invalid bearer token' },
+  403: { description: 'The token lacks the admin app role' },
+  503: { description: 'The grant store is unavailable' },
+};
+
+export const adminGrantsRoute: Route<Services> = {
+  name: 'adminGrants',
+  route: 'v1/admin/grants',
+  operations: {
+    GET: {
+      summary: 'List grants',
+      access: 'admin',
+      responses: { 200: { description: 'Every grant', schema: grantListSchema }, ...adminErrors },
+      handler: list,
+    },
+    POST: {
+      summary: 'Create a grant',
+      access: 'admin',
+      requestBody: grantBodySchema,
+      responses: {
+        201: { description: 'Created', schema: grantBodySchema, headers: { ...etag, Location: 'the grant URL' } },
+        400: { description: 'Invalid grant' },
+        409: { description: 'A grant with this id exists' },
+        ...adminErrors,
+      },
+      handler: create,
+    },
+  },
+};
+
 export const adminGrantRoute: Route<Services> = {
   name: 'adminGrant',
   route: 'v1/admin/grants/{id}',
-  handlers: { GET: read, PUT: replace, DELETE: remove },
+  operations: {
+    GET: {
+      summary: 'Read a grant',
+      access: 'admin',
+      responses: { 200: { description: 'The grant', schema: grantBodySchema, headers: etag }, 404: { description: 'No such grant' }, ...adminErrors },
+      handler: read,
+    },
+    PUT: {
+      summary: 'Replace a grant (If-Match required)',
+      access: 'admin',
+      requestBody: grantReplaceSchema,
+      headers: ifMatchHeader,
+      responses: {
+        200: { description: 'Replaced', schema: grantBodySchema, headers: etag },
+        400: { description: 'Invalid grant' },
+        404: { description: 'No such grant' },
+        412: { description: 'The ETag is stale; nothing changed' },
+        428: { description: 'If-Match is missing' },
+        ...adminErrors,
+      },
+      handler: replace,
+    },
+    DELETE: {
+      summary: 'Delete a grant (If-Match required)',
+      access: 'admin',
+      headers: ifMatchHeader,
+      responses: {
+        204: { description: 'Deleted' },
+        404: { description: 'No such grant' },
+        412: { description: 'The ETag is stale; nothing changed' },
+        428: { description: 'If-Match is missing' },
+        ...adminErrors,
+      },
+      handler: remove,
+    },
+  },
 };

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { json, problemResponse } from '../http/dispatch.js';
 import { Problem } from '../http/problem.js';
 import type { Handler, Route } from '../http/types.js';
@@ -15,4 +16,24 @@ const health: Handler<Services> = async (request, { services }) => {
   return problemResponse(problem, request.requestId);
 };
 
-export const healthRoute: Route<Services> = { name: 'health', route: 'v1/health', handlers: { GET: health } };
+const state = z.enum(['ok', 'down']);
+export const healthSchema = z.object({
+  status: z.literal('ok'),
+  checks: z.object({ tableStorage: state, keyVault: state, identityProvider: state }),
+});
+
+export const healthRoute: Route<Services> = {
+  name: 'health',
+  route: 'v1/health',
+  operations: {
+    GET: {
+      summary: 'Report whether the broker can reach its dependencies',
+      access: 'anonymous',
+      responses: {
+        200: { description: 'Every dependency answered', schema: healthSchema },
+        503: { description: 'A dependency is down; the problem names it', headers: { 'Retry-After': 'seconds' } },
+      },
+      handler: health,
+    },
+  },
+};

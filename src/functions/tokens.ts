@@ -130,4 +130,28 @@ const issue: Handler<Services> = async (request, { services, log }) => {
   return response;
 };
 
-export const tokensRoute: Route<Services> = { name: 'tokens', route: 'v1/tokens', handlers: { POST: issue } };
+export const tokensRoute: Route<Services> = {
+  name: 'tokens',
+  route: 'v1/tokens',
+  operations: {
+    POST: {
+      summary: 'Issue a short-lived registry token for exactly the granted scopes',
+      description:
+        'Send the workload\'s Entra access token (from IMDS, resource = the broker\'s audience). All-or-nothing: if any requested action is not granted the answer is 403 and names what is missing. Every decision is audited before the answer.',
+      access: 'workload',
+      requestBody: tokenRequestSchema,
+      responses: {
+        200: { description: 'The registry token, its real expiry, the granted scopes and a docker config entry', schema: tokenResponseSchema },
+        400: { description: 'Malformed JSON, unknown field or bad scope grammar' },
+        401: { description: 'Missing or invalid bearer token', headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } },
+        403: { description: 'A requested action is not granted' },
+        404: { description: 'The registry is not in the catalog' },
+        413: { description: 'Body over 16 KiB' },
+        502: { description: 'The registry refused the broker or broke' },
+        503: { description: 'A dependency is down (audit table, Key Vault, Entra metadata)', headers: { 'Retry-After': 'seconds' } },
+        504: { description: 'The registry did not answer in time' },
+      },
+      handler: issue,
+    },
+  },
+};

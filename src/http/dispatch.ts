@@ -20,13 +20,13 @@ export function problemResponse(problem: Problem, requestId: string): ApiRespons
 }
 
 export function allowedMethods<S>(route: Route<S>): HttpMethod[] {
-  return Object.keys(route.handlers) as HttpMethod[];
+  return Object.keys(route.operations) as HttpMethod[];
 }
 
 /** Runs one route's handler: any escaped error becomes problem+json, an unexpected one a logged 500. */
 export async function dispatch<S>(route: Route<S>, request: ApiRequest, context: HandlerContext<S>): Promise<ApiResponse> {
   let response: ApiResponse;
-  const handler = route.handlers[request.method.toUpperCase() as HttpMethod];
+  const handler = route.operations[request.method.toUpperCase() as HttpMethod]?.handler;
   try {
     if (!handler) throw problems.methodNotAllowed(allowedMethods(route));
     response = await handler(request, context);

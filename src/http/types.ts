@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Logger } from '../logger.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -27,9 +28,28 @@ export interface HandlerContext<S> {
 
 export type Handler<S> = (request: ApiRequest, context: HandlerContext<S>) => Promise<ApiResponse>;
 
-/** One API path: its Functions route template (without the `api/` prefix) and a handler per method. */
+export interface ResponseDoc {
+  description: string;
+  /** JSON body; problem+json answers need none, the OpenAPI document adds the problem schema. */
+  schema?: z.ZodType;
+  headers?: Record<string, string>;
+}
+
+/** One method on one path: its handler and the documentation the OpenAPI document is built from. */
+export interface Operation<S> {
+  summary: string;
+  description?: string;
+  /** `workload`: a managed-identity token; `admin`: a token with the admin app role; `anonymous`. */
+  access: 'workload' | 'admin' | 'anonymous';
+  requestBody?: z.ZodType;
+  headers?: Record<string, { description: string; required: boolean }>;
+  responses: Record<number, ResponseDoc>;
+  handler: Handler<S>;
+}
+
+/** One API path: its Functions route template (without the `api/` prefix) and an operation per method. */
 export interface Route<S> {
   name: string;
   route: string;
-  handlers: Partial<Record<HttpMethod, Handler<S>>>;
+  operations: Partial<Record<HttpMethod, Operation<S>>>;
 }

@@ -26,7 +26,7 @@ function invoke(routeName: string, init: { method: string; path: string; headers
 
 it('every route has a name, a template and at least one method', () => {
   expect(routes.map((r) => r.name)).toEqual(['tokens', 'health', 'adminGrants', 'adminGrant']);
-  for (const route of routes) expect(Object.keys(route.handlers).length).toBeGreaterThan(0);
+  for (const route of routes) expect(Object.keys(route.operations).length).toBeGreaterThan(0);
 });
 
 it('issues a token through the Functions adapter and audits it with the invocation id', async () => {
