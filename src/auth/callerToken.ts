@@ -63,7 +63,11 @@ export class CallerTokenValidator {
     private readonly policy: CallerTokenPolicy,
   ) {}
 
-  async validate(authorization: string | null): Promise<CallerIdentity> {
+  /**
+   * `allowDelegated`: also accept user (delegated) tokens — only for the admin API, where an operator
+   * signs in with `az login`; the token endpoint takes application (managed-identity) tokens only.
+   */
+  async validate(authorization: string | null, options: { allowDelegated?: boolean } = {}): Promise<CallerIdentity> {
     const token = bearerToken(authorization);
     let header: ReturnType<typeof decodeProtectedHeader>;
     let unverified: JWTPayload;
@@ -97,8 +101,10 @@ export class CallerTokenValidator {
     if (!claims.success) throw rejected('The token lacks a tenant or object ID.');
     const { tid, oid, appid, azp, roles, scp, idtyp } = claims.data;
     if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.');
-    if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.');
-    if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.');
+    if (!options.allowDelegated) {
+      if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.');
+      if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.');
+    }
     return {
       tenantId: tid.toLowerCase(),
       objectId: oid.toLowerCase(),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
-import { problemOf, startHarness, type Harness } from '../support/harness.js';
+import { AUDIENCE, problemOf, startHarness, type Harness } from '../support/harness.js';
 
 /** Grants are managed over the admin API, with the admin app role, and ETag/If-Match on every write. */
 let h: Harness;
@@ -40,6 +40,25 @@ describe('admin role', () => {
       expect(response.status).toBe(403);
       expect((await problemOf(response)).type).toBe('urn:registry-broker:problem:not-admin');
     }
+  });
+
+  it('an operator\'s user token (scp) with the admin role is accepted; without the role it is 403', async () => {
+    const operator = h.sandbox.identity('operator', ['Broker.Admin']);
+    const userClaims = { scp: 'user_impersonation', idtyp: 'user', name: 'Ops Person' };
+    const withRole = await h.sandbox.entra.mint({ identity: operator, audience: AUDIENCE, claims: userClaims });
+    expect((await call('GET', '', undefined, {}, withRole)).status).toBe(200);
+    const plainUser = h.sandbox.identity('user');
+    const withoutRole = await h.sandbox.entra.mint({ identity: plainUser, audience: AUDIENCE, claims: userClaims });
+    const refused = await call('GET', '', undefined, {}, withoutRole);
+    expect(refused.status).toBe(403);
+    expect((await problemOf(refused)).type).toBe('urn:registry-broker:problem:not-admin');
+  });
+
+  it('a user token is still refused at the token endpoint', async () => {
+    const operator = h.sandbox.identity('operator2', ['Broker.Admin']);
+    const token = await h.sandbox.entra.mint({ identity: operator, audience: AUDIENCE, claims: { scp: 'user_impersonation' } });
+    const response = await h.post('/v1/tokens', { registry: h.sandbox.registry.host, scopes: ['repository:a:pull'] }, token);
+    expect(response.status).toBe(401);
   });
 
   it('no token is 401', async () => {
