@@ -53,6 +53,12 @@ async function main(): Promise<void> {
     tablesConnectionString: sandbox.azurite.connectionString,
     registry: { host: registry, url: sandbox.registry.url, tokenRealm: sandbox.tokens.realm },
     identities: { pusher, puller },
+    /** Values for local.settings.json, to run the real Functions host (`func start`) against these stand-ins. */
+    functionsSettings: {
+      ...sandbox.env,
+      IDENTITY_ENDPOINT: `${sandbox.entra.url}/msi/token`,
+      IDENTITY_HEADER: sandbox.entra.identityHeader,
+    },
   };
   await mkdir(STATE_DIR, { recursive: true });
   await writeFile(join(STATE_DIR, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
