@@ -37,6 +37,18 @@ const settingsSchema = z
     CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
   })
   .superRefine((settings, ctx) => {
+    // The old credential must keep working until every token minted with it, and every cached copy, is gone.
+    const outlive = settings.MAX_TTL_SECONDS + settings.CREDENTIAL_CACHE_SECONDS;
+    settings.REGISTRIES.forEach((entry, index) => {
+      const rotation = 'rotation' in entry ? entry.rotation : undefined;
+      if (rotation && rotation.graceMinutes * 60 <= outlive) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REGISTRIES', index, 'rotation', 'graceMinutes'],
+          message: `must exceed MAX_TTL_SECONDS + CREDENTIAL_CACHE_SECONDS (${outlive} s = ${Math.ceil(outlive / 60)} min)`,
+        });
+      }
+    });
     const given = [settings.TABLES_ENDPOINT, settings.TABLES_CONNECTION_STRING].filter((v) => v !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({

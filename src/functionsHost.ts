@@ -1,5 +1,5 @@
 import azureFunctions from '@azure/functions';
-import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import { MAX_BODY_BYTES, allowedMethods, dispatch } from './http/dispatch.js';
 import { problems } from './http/problem.js';
 import type { ApiRequest, Route } from './http/types.js';
@@ -49,6 +49,21 @@ export function functionsHandler<S>(route: Route<S>, services: () => S) {
       ...(response.body === undefined ? {} : { body: JSON.stringify(response.body) }),
     };
   };
+}
+
+export interface TimerJob<S> {
+  name: string;
+  schedule: string;
+  run(services: S, log: Logger): Promise<void>;
+}
+
+export function registerTimer<S>(job: TimerJob<S>, services: () => S): void {
+  azureFunctions.app.timer(job.name, {
+    schedule: job.schedule,
+    // Schedule monitoring: a run missed while no instance was up happens as soon as one is.
+    useMonitor: true,
+    handler: (_timer: Timer, context: InvocationContext) => job.run(services(), contextLogger(context)),
+  });
 }
 
 export function registerRoutes<S>(routes: Route<S>[], services: () => S): void {

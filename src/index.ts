@@ -1,5 +1,6 @@
 import { loadConfig } from './config.js';
-import { registerRoutes } from './functionsHost.js';
+import { rotationTimer } from './functions/rotationTimer.js';
+import { registerRoutes, registerTimer } from './functionsHost.js';
 import { jsonLineLogger } from './logger.js';
 import { routes } from './routes.js';
 import { createServices } from './services.js';
@@ -9,3 +10,4 @@ const config = loadConfig(process.env);
 const services = createServices(config, jsonLineLogger((line) => console.log(line)));
 
 registerRoutes(routes, () => services);
+registerTimer(rotationTimer, () => services);

@@ -1,3 +1,4 @@
+import { adminCredentialsRoute, adminRotateRoute } from './functions/adminCredentials.js';
 import { adminGrantRoute, adminGrantsRoute } from './functions/adminGrants.js';
 import { healthRoute } from './functions/health.js';
 import { openApiRoute } from './functions/openapi.js';
@@ -6,5 +7,5 @@ import type { Route } from './http/types.js';
 import type { Services } from './services.js';
 
 /** The one route table: src/index.ts registers it with Azure Functions, the sandbox host serves it. */
-export const routes: Route<Services>[] = [tokensRoute, healthRoute, adminGrantsRoute, adminGrantRoute];
+export const routes: Route<Services>[] = [tokensRoute, healthRoute, adminGrantsRoute, adminGrantRoute, adminCredentialsRoute, adminRotateRoute];
 routes.push(openApiRoute(() => routes));

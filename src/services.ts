@@ -5,6 +5,11 @@ import { AuditWriter } from './audit/auditWriter.js';
 import { CallerTokenValidator } from './auth/callerToken.js';
 import { OpenIdMetadata } from './auth/openIdMetadata.js';
 import type { BrokerConfig } from './config.js';
+import { AcrTokenProvider } from './credentials/rotation/acrTokenProvider.js';
+import { CredentialVault } from './credentials/rotation/credentialVault.js';
+import { DockerHubProvider } from './credentials/rotation/dockerHubProvider.js';
+import { RotationEngine, type RotationEngineOptions } from './credentials/rotation/rotationEngine.js';
+import { RotationStateStore } from './credentials/rotation/rotationState.js';
 import { UpstreamCredentials } from './credentials/upstreamCredentials.js';
 import { GrantStore } from './grants/store.js';
 import { HealthCheck } from './health.js';
@@ -17,7 +22,7 @@ import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
-export const TABLES = { grants: 'grants', issuances: 'issuances' } as const;
+export const TABLES = { grants: 'grants', issuances: 'issuances', rotations: 'rotations' } as const;
 
 /** Everything a handler needs, built once per process from validated settings. */
 export interface Services {
@@ -28,9 +33,14 @@ export interface Services {
   issuer: TokenIssuer;
   issuances: IssuanceLog;
   health: HealthCheck;
+  rotation: RotationEngine;
+  /** Another engine over the same stores (tests: a second instance, a restart after a crash). */
+  makeRotationEngine(options?: RotationEngineOverrides): RotationEngine;
 }
 
-export function createServices(config: BrokerConfig, log: Logger): Services {
+export type RotationEngineOverrides = Partial<Pick<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>>;
+
+export function createServices(config: BrokerConfig, log: Logger, rotationOverrides: RotationEngineOverrides = {}): Services {
   // The broker's own system-assigned identity: Key Vault, and Table Storage when reached by endpoint.
   const identity = new ManagedIdentityCredential();
   const localVault = isLoopbackUrl(new URL(config.keyVaultUrl));
@@ -45,21 +55,41 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
   const metadata = new OpenIdMetadata(config.authorityHost, config.tenantId);
   const grants = new GrantStore(grantsTable, log);
   const credentials = new UpstreamCredentials(secrets, log, { cacheMs: config.credentialCacheMs, staleMs: config.credentialStaleMs });
+  const catalog = new RegistryCatalog(config.registries);
+  const minter = new UpstreamTokenMinter();
+  const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
+  const makeRotationEngine = (overrides: RotationEngineOverrides = {}) =>
+    new RotationEngine({
+      entries: catalog.entries(),
+      state: rotationState,
+      vault: new CredentialVault(secrets),
+      providerFor: (_entry, policy) => {
+        if (policy.provider === 'dockerhub') return new DockerHubProvider(policy, secrets);
+        if (policy.provider === 'acr-token') return new AcrTokenProvider(policy, identity);
+        return undefined;
+      },
+      minter,
+      log,
+      onStored: (secretName) => credentials.invalidate(secretName),
+      ...overrides,
+    });
   return {
     config,
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
     grants,
     issuer: new TokenIssuer(
-      new RegistryCatalog(config.registries),
+      catalog,
       grants,
       credentials,
       new UpstreamTokenPool(),
-      new UpstreamTokenMinter(),
+      minter,
       new AcrTokenClient(identity, config.tenantId),
       config.maxTtlSeconds,
     ),
     issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances)),
     health: new HealthCheck(grantsTable, secrets, metadata),
+    rotation: makeRotationEngine(rotationOverrides),
+    makeRotationEngine,
   };
 }

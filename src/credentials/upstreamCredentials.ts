@@ -54,6 +54,11 @@ export class UpstreamCredentials {
     }
   }
 
+  /** A rotation on this instance stored a new version: use it from the next request on. */
+  invalidate(secretName: string): void {
+    this.cache.invalidate(secretName);
+  }
+
   private async read(name: string): Promise<UpstreamCredential> {
     let secret;
     try {

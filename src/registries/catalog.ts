@@ -21,7 +21,41 @@ const reach = {
   /** Upper bound for one token request to the registry, retries included. */
   timeoutSeconds: z.number().int().min(1).max(60).default(10),
 };
-const common = { credentialSecret: secretNameSchema, ...reach };
+/** When and how the stored credential is replaced; see src/credentials/rotation. */
+const schedule = {
+  /** Rotate once the stored credential is this old. */
+  rotateAfterDays: z.number().int().min(1).max(365).default(30),
+  /** Also rotate (or, without a provider, warn) when the secret's `exp` is this close. */
+  rotateBeforeExpiryDays: z.number().int().min(1).max(90).default(7),
+  /** How long the old credential keeps working after the new one is stored; must outlast tokens and caches. */
+  graceMinutes: z.number().int().min(1).max(7 * 24 * 60).default(120),
+};
+
+export const rotationSchema = z.discriminatedUnion('provider', [
+  z.strictObject({
+    provider: z.literal('dockerhub'),
+    /** Key Vault secret `{"username","password"}` with the account password: Docker Hub access tokens cannot create tokens. */
+    adminSecret: secretNameSchema,
+    apiEndpoint: serviceUrl.default('https://hub.docker.com'),
+    tokenScopes: z.array(z.enum(['repo:admin', 'repo:write', 'repo:read', 'repo:public_read'])).min(1).default(['repo:write']),
+    ...schedule,
+  }),
+  z.strictObject({
+    provider: z.literal('acr-token'),
+    /** `/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerRegistry/registries/<name>` */
+    registryResourceId: z
+      .string()
+      .regex(/^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[-\w._()]{1,90}\/providers\/Microsoft\.ContainerRegistry\/registries\/[a-zA-Z0-9]{5,50}$/, 'must be an ACR resource ID'),
+    tokenName: z.string().regex(/^[a-zA-Z0-9-]{5,50}$/, 'must be an ACR token name'),
+    armEndpoint: serviceUrl.default('https://management.azure.com'),
+    ...schedule,
+  }),
+  z.strictObject({ provider: z.literal('none'), ...schedule }),
+]);
+
+export type RotationPolicy = z.infer<typeof rotationSchema>;
+
+const common = { credentialSecret: secretNameSchema, rotation: rotationSchema.optional(), ...reach };
 
 const dockerHubSchema = z.strictObject({
   kind: z.literal('dockerhub'),
@@ -73,6 +107,7 @@ export interface RegistryEntry {
   timeoutMs: number;
   /** The key docker's config.json uses for this registry. */
   dockerConfigKey: string;
+  rotation: RotationPolicy | undefined;
 }
 
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
@@ -88,6 +123,7 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
       knownChallenge: config.endpoint ? undefined : { realm: 'https://auth.docker.io/token', service: 'registry.docker.io' },
       timeoutMs,
       dockerConfigKey: 'https://index.docker.io/v1/',
+      rotation: config.rotation,
     };
   }
   return {
@@ -98,6 +134,7 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
     knownChallenge: undefined,
     timeoutMs,
     dockerConfigKey: config.host,
+    rotation: config.kind === 'acr' ? undefined : config.rotation,
   };
 }
 

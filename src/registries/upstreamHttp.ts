@@ -10,8 +10,12 @@ const BASE_BACKOFF_MS = 100;
 export interface UpstreamCall {
   url: string;
   headers?: Record<string, string>;
-  /** A form body makes the call a POST (OAuth2 endpoints); without one it is a GET. */
+  /** GET unless a body is given (then POST) or a method is named. */
+  method?: string;
+  /** A form body (OAuth2 endpoints). */
   form?: URLSearchParams;
+  /** A JSON body (management APIs). */
+  json?: unknown;
   deadline: number;
   /** For messages: which registry, never a URL with secrets. */
   registry: string;
@@ -38,10 +42,11 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
     if (remaining <= 0) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
     let response: Response;
     try {
+      const body = call.form ?? (call.json === undefined ? undefined : JSON.stringify(call.json));
       response = await fetch(call.url, {
-        method: call.form ? 'POST' : 'GET',
-        headers: call.headers,
-        ...(call.form ? { body: call.form } : {}),
+        method: call.method ?? (body === undefined ? 'GET' : 'POST'),
+        headers: { ...(call.json === undefined ? {} : { 'Content-Type': 'application/json' }), ...call.headers },
+        ...(body === undefined ? {} : { body }),
         redirect: 'manual',
         signal: AbortSignal.timeout(remaining),
       });

@@ -28,6 +28,8 @@ export interface KeyVaultStandIn {
   /** Object IDs allowed to read and write secrets (the broker's identity). */
   allow(objectId: string): void;
   setDown(down: boolean): void;
+  /** Refuse writes with 403, as a vault without Secrets Officer for the broker would. */
+  setWritesDenied(denied: boolean): void;
   requests(): number;
   close(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startKeyVault(entra: EntraIdStandIn, options: { port?: num
   const secrets = new Map<string, SecretVersion[]>();
   const readers = new Set<string>();
   let down = false;
+  let writesDenied = false;
   let requests = 0;
 
   const bundle = (base: string, name: string, secret: SecretVersion, withValue = true) => ({
@@ -105,6 +108,9 @@ export async function startKeyVault(entra: EntraIdStandIn, options: { port?: num
     }
     const name = parts[1]!;
     const versions = secrets.get(name);
+    if ((request.method === 'PUT' || request.method === 'PATCH') && writesDenied) {
+      return vaultError(response, 403, 'Forbidden', 'The user, group or application does not have secrets set permission on key vault.');
+    }
     if (parts.length === 2 && request.method === 'PUT') {
       const input = JSON.parse(body) as { value: string; contentType?: string; tags?: Record<string, string>; attributes?: { enabled?: boolean; exp?: number; nbf?: number } };
       const created = setSecret(name, input.value, {
@@ -119,6 +125,16 @@ export async function startKeyVault(entra: EntraIdStandIn, options: { port?: num
     if (!versions) return vaultError(response, 404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
     if (parts.length === 3 && parts[2] === 'versions' && request.method === 'GET') {
       return sendJson(response, 200, { value: versions.map((v) => bundle(base, name, v, false)), nextLink: null });
+    }
+    if (request.method === 'PATCH' && parts.length === 3) {
+      const target = versions.find((v) => v.version === parts[2]);
+      if (!target) return vaultError(response, 404, 'SecretNotFound', `A secret with (name/id) ${name}/${parts[2]} was not found in this key vault.`);
+      const input = JSON.parse(body || '{}') as { contentType?: string; tags?: Record<string, string>; attributes?: { enabled?: boolean; exp?: number; nbf?: number } };
+      if (input.attributes?.enabled !== undefined) target.enabled = input.attributes.enabled;
+      if (input.attributes?.exp !== undefined) target.exp = input.attributes.exp;
+      if (input.tags) target.tags = input.tags;
+      target.updated = Math.floor(Date.now() / 1000);
+      return sendJson(response, 200, bundle(base, name, target, false));
     }
     if (request.method !== 'GET' || parts.length > 3) return vaultError(response, 405, 'MethodNotAllowed', 'Not supported by the stand-in');
     const secret = parts[2] ? versions.find((v) => v.version === parts[2]) : versions.at(-1);
@@ -141,6 +157,9 @@ export async function startKeyVault(entra: EntraIdStandIn, options: { port?: num
     allow: (objectId) => readers.add(objectId),
     setDown: (value) => {
       down = value;
+    },
+    setWritesDenied: (value) => {
+      writesDenied = value;
     },
     requests: () => requests,
     close: () => server.close(),

@@ -2,12 +2,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { loadConfig, type BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { routes } from '../routes.js';
-import { createServices, type Services } from '../services.js';
+import { createServices, type RotationEngineOverrides, type Services } from '../services.js';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startBrokerHost, type BrokerHost } from './brokerHost.js';
 import { dockerRegistryAvailable, startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
 import { freePort } from './localServer.js';
 import { startAcrFront } from './acrFront.js';
+import { startArm, type ArmStandIn } from './armRegistryTokens.js';
+import { startDockerHubApi, type DockerHubApi } from './dockerHubApi.js';
 import { startEntraId, type EntraIdStandIn, type ManagedIdentity } from './entraId.js';
 import { startKeyVault, type KeyVaultStandIn } from './keyVault.js';
 import { startRegistryTokenServer, type RegistryTokenServer } from './registryTokenServer.js';
@@ -37,6 +39,8 @@ export interface Sandbox {
   env: Record<string, string>;
   /** The password stored in Key Vault for the registry: tests prove it never leaks. */
   registryPassword: string;
+  dockerHub: DockerHubApi | undefined;
+  arm: ArmStandIn | undefined;
   identity(name: string, roles?: string[]): ManagedIdentity;
   close(): Promise<void>;
 }
@@ -51,6 +55,9 @@ export interface SandboxOptions {
   extraRegistries?: { host: string; credentialSecret: string }[];
   /** Also run an Azure Container Registry look-alike (catalog kind `acr`). */
   acr?: boolean;
+  /** Manage the main registry's credential with a rotation provider and its API stand-in. */
+  rotation?: 'dockerhub' | 'acr-token';
+  rotationOverrides?: RotationEngineOverrides;
 }
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
@@ -80,10 +87,34 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       started.push(acr);
     }
 
-    const registryPassword = randomBytes(24).toString('base64url');
-    tokens.addAccount('registry-broker', registryPassword);
-    keyVault.setSecret(REGISTRY_SECRET, JSON.stringify({ username: 'registry-broker', password: registryPassword }), {
+    // The stored credential: a plain password, or one a rotation provider made and can revoke.
+    let registryUser = 'registry-broker';
+    let registryPassword = randomBytes(24).toString('base64url');
+    let credentialRef: string | undefined;
+    let rotation: Record<string, unknown> | undefined;
+    let dockerHub: DockerHubApi | undefined;
+    let arm: ArmStandIn | undefined;
+    if (options.rotation === 'dockerhub') {
+      dockerHub = await startDockerHubApi(tokens, registryUser);
+      started.push(dockerHub);
+      const initial = dockerHub.createToken('set up by hand');
+      registryPassword = initial.token;
+      credentialRef = initial.uuid;
+      keyVault.setSecret(`${REGISTRY_SECRET}-admin`, JSON.stringify({ username: registryUser, password: dockerHub.adminPassword }), { contentType: 'application/json' });
+      rotation = { provider: 'dockerhub', adminSecret: `${REGISTRY_SECRET}-admin`, apiEndpoint: dockerHub.url };
+    } else if (options.rotation === 'acr-token') {
+      arm = await startArm(entra, tokens);
+      started.push(arm);
+      registryUser = arm.tokenName;
+      registryPassword = arm.generate('password1');
+      credentialRef = 'password1';
+      rotation = { provider: 'acr-token', registryResourceId: arm.registryResourceId, tokenName: arm.tokenName, armEndpoint: arm.url };
+    } else {
+      tokens.addAccount(registryUser, registryPassword);
+    }
+    keyVault.setSecret(REGISTRY_SECRET, JSON.stringify({ username: registryUser, password: registryPassword }), {
       contentType: 'application/json',
+      tags: credentialRef ? { credentialRef } : {},
     });
 
     // The broker's own managed identity, the way App Service hands it to a Function App.
@@ -103,9 +134,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           endpoint: registry.url,
           credentialSecret: REGISTRY_SECRET,
           timeoutSeconds: options.registryTimeoutSeconds ?? 10,
+          ...(rotation ? { rotation } : {}),
         },
         ...(options.extraRegistries ?? []).map((extra) => {
-          keyVault.setSecret(extra.credentialSecret, JSON.stringify({ username: 'registry-broker', password: registryPassword }), {
+          keyVault.setSecret(extra.credentialSecret, JSON.stringify({ username: registryUser, password: registryPassword }), {
             contentType: 'application/json',
           });
           return { kind: 'token-auth', host: extra.host, endpoint: registry.url, credentialSecret: extra.credentialSecret, timeoutSeconds: 10 };
@@ -116,7 +148,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),
     };
     const config = loadConfig(env);
-    const services = createServices(config, options.log);
+    const services = createServices(config, options.log, options.rotationOverrides);
     const broker = await startBrokerHost(routes, services, options.log, options.brokerPort ?? 0);
     started.push(broker);
 
@@ -133,6 +165,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       config,
       env,
       registryPassword,
+      dockerHub,
+      arm,
       identity: (name, roles) => {
         const identity: ManagedIdentity = { name, objectId: randomUUID(), clientId: randomUUID(), ...(roles ? { roles } : {}) };
         entra.register(identity);

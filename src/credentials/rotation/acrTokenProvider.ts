@@ -1,0 +1,80 @@
+import type { TokenCredential } from '@azure/identity';
+import { z } from 'zod';
+import type { RotationPolicy } from '../../registries/catalog.js';
+import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import type { CreateRequest, CreatedCredential, RotationProvider } from './provider.js';
+
+type AcrTokenPolicy = Extract<RotationPolicy, { provider: 'acr-token' }>;
+
+const API_VERSION = '2023-07-01';
+const TIMEOUT_MS = 60_000;
+const POLL_MS = 500;
+const SLOTS = ['password1', 'password2'] as const;
+
+const resultSchema = z.object({
+  username: z.string().min(1),
+  passwords: z.array(z.object({ name: z.string(), value: z.string().optional() })),
+});
+const operationSchema = z.object({ status: z.string().optional() }).passthrough();
+
+/**
+ * ACR repository-scoped tokens: ARM `generateCredentials` with the broker's managed identity. The
+ * two password slots alternate, so the old password keeps working during the grace period; revoking
+ * it regenerates its slot and throws the value away.
+ */
+export class AcrTokenProvider implements RotationProvider {
+  constructor(
+    private readonly policy: AcrTokenPolicy,
+    private readonly identity: TokenCredential,
+  ) {}
+
+  async create(request: CreateRequest): Promise<CreatedCredential> {
+    const slot = request.currentRef === 'password1' ? 'password2' : 'password1';
+    const generated = await this.generate(slot, request.expiresAt);
+    return { ...generated, ref: slot };
+  }
+
+  async revoke(ref: string): Promise<void> {
+    if (!(SLOTS as readonly string[]).includes(ref)) throw new Error(`unknown ACR password slot "${ref}"`);
+    await this.generate(ref as (typeof SLOTS)[number], new Date(Date.now() + 60_000));
+  }
+
+  /** A crashed attempt leaves at most a regenerated slot, which the next `create` overwrites. */
+  async revokeStray(): Promise<void> {}
+
+  private async generate(slot: (typeof SLOTS)[number], expiry: Date): Promise<{ username: string; password: string }> {
+    const deadline = Date.now() + TIMEOUT_MS;
+    const headers = { Authorization: `Bearer ${await this.armToken()}` };
+    const url = `${this.policy.armEndpoint}${this.policy.registryResourceId}/generateCredentials?api-version=${API_VERSION}`;
+    const json = { tokenId: `${this.policy.registryResourceId}/tokens/${this.policy.tokenName}`, name: slot, expiry: expiry.toISOString() };
+    let response = await upstreamFetch({ url, json, headers, deadline, registry: 'Azure Resource Manager' });
+    // Long-running operation: 202 with Location, polled until it answers 200 with the result.
+    while (response.status === 202) {
+      const location = response.headers.get('location') ?? response.headers.get('azure-asyncoperation');
+      await response.body?.cancel();
+      if (!location) throw new Error('ARM answered 202 without a Location to poll');
+      const wait = Math.min(Number(response.headers.get('retry-after') ?? 0) * 1000 || POLL_MS, 5000);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      response = await upstreamFetch({ url: location, headers, deadline, registry: 'Azure Resource Manager' });
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`ARM generateCredentials answered HTTP ${response.status}`);
+    }
+    const body = await readJson(response, 'Azure Resource Manager');
+    const operation = operationSchema.safeParse(body);
+    if (operation.success && operation.data.status && operation.data.status !== 'Succeeded') {
+      throw new Error(`ARM generateCredentials ended ${operation.data.status}`);
+    }
+    const result = resultSchema.parse(body);
+    const password = result.passwords.find((p) => p.name === slot)?.value;
+    if (!password) throw new Error(`ARM generateCredentials returned no value for ${slot}`);
+    return { username: result.username, password };
+  }
+
+  private async armToken(): Promise<string> {
+    const token = await this.identity.getToken(`${this.policy.armEndpoint}/.default`);
+    if (!token) throw new Error('no Azure Resource Manager token for the broker identity');
+    return token.token;
+  }
+}

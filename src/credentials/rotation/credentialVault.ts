@@ -1,0 +1,60 @@
+import type { SecretClient } from '@azure/keyvault-secrets';
+import { z } from 'zod';
+
+/**
+ * Key Vault for rotation: the stored credential `<name>` (what issuance reads) and a staging secret
+ * `<name>-pending` that holds a new credential between its creation and its verification, so a
+ * crash never loses a credential that exists upstream. The staging version is disabled once used.
+ */
+export interface StoredCredential {
+  username: string;
+  password: string;
+}
+
+export interface CurrentSecret {
+  version: string;
+  ref: string | undefined;
+  createdOn: Date | undefined;
+  rotatedAt: Date | undefined;
+  expiresOn: Date | undefined;
+}
+
+const valueSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const CONTENT_TYPE = 'application/json';
+
+export const pendingName = (name: string) => `${name}-pending`;
+
+export class CredentialVault {
+  constructor(private readonly secrets: SecretClient) {}
+
+  async current(name: string): Promise<CurrentSecret> {
+    const secret = await this.secrets.getSecret(name);
+    const tags = secret.properties.tags ?? {};
+    return {
+      version: secret.properties.version ?? '',
+      ref: tags.credentialRef,
+      createdOn: secret.properties.createdOn,
+      rotatedAt: tags.rotatedAt ? new Date(tags.rotatedAt) : undefined,
+      expiresOn: secret.properties.expiresOn,
+    };
+  }
+
+  async stage(name: string, credential: StoredCredential, tags: Record<string, string>): Promise<string> {
+    const stored = await this.secrets.setSecret(pendingName(name), JSON.stringify(credential), { contentType: CONTENT_TYPE, tags });
+    return stored.properties.version ?? '';
+  }
+
+  async staged(name: string, version: string): Promise<StoredCredential> {
+    const secret = await this.secrets.getSecret(pendingName(name), { version });
+    return valueSchema.parse(JSON.parse(secret.value ?? '{}'));
+  }
+
+  async discardStaged(name: string, version: string): Promise<void> {
+    await this.secrets.updateSecretProperties(pendingName(name), version, { enabled: false });
+  }
+
+  async store(name: string, credential: StoredCredential, tags: Record<string, string>, expiresOn: Date): Promise<string> {
+    const stored = await this.secrets.setSecret(name, JSON.stringify(credential), { contentType: CONTENT_TYPE, tags, expiresOn });
+    return stored.properties.version ?? '';
+  }
+}

@@ -1,0 +1,90 @@
+import type { SecretClient } from '@azure/keyvault-secrets';
+import { z } from 'zod';
+import type { RotationPolicy } from '../../registries/catalog.js';
+import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import { rotationLabel, type CreateRequest, type CreatedCredential, type RotationProvider } from './provider.js';
+
+type DockerHubPolicy = Extract<RotationPolicy, { provider: 'dockerhub' }>;
+
+const adminSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const signInSchema = z.object({ access_token: z.string().min(1) });
+const createdSchema = z.object({ uuid: z.string().min(1), token: z.string().min(1) });
+const listSchema = z.object({ next: z.string().nullable().optional(), results: z.array(z.object({ uuid: z.string(), token_label: z.string() })) });
+
+const TIMEOUT_MS = 20_000;
+
+/**
+ * Docker Hub access tokens. An access token cannot create access tokens, so the provider signs in
+ * with the account password kept in its own Key Vault secret (`adminSecret`). That secret is read
+ * fresh for each call and never cached or used for issuance.
+ */
+export class DockerHubProvider implements RotationProvider {
+  constructor(
+    private readonly policy: DockerHubPolicy,
+    private readonly secrets: SecretClient,
+  ) {}
+
+  async create(request: CreateRequest): Promise<CreatedCredential> {
+    const { username, bearer } = await this.signIn();
+    const response = await this.call('POST', '/v2/access-tokens', bearer, {
+      token_label: rotationLabel(request.rotationId),
+      scopes: this.policy.tokenScopes,
+      expires_at: request.expiresAt.toISOString(),
+    });
+    const created = createdSchema.parse(response);
+    return { username, password: created.token, ref: created.uuid };
+  }
+
+  async revoke(ref: string): Promise<void> {
+    const { bearer } = await this.signIn();
+    await this.call('DELETE', `/v2/access-tokens/${encodeURIComponent(ref)}`, bearer, undefined, [404]);
+  }
+
+  async revokeStray(rotationId: string, keep: string | undefined): Promise<void> {
+    const { bearer } = await this.signIn();
+    const label = rotationLabel(rotationId);
+    let path: string | undefined = '/v2/access-tokens?page_size=100';
+    while (path) {
+      const page = listSchema.parse(await this.call('GET', path, bearer));
+      for (const token of page.results) {
+        if (token.token_label === label && token.uuid !== keep) await this.revokeWith(bearer, token.uuid);
+      }
+      path = page.next ? new URL(page.next).pathname + new URL(page.next).search : undefined;
+    }
+  }
+
+  private async revokeWith(bearer: string, uuid: string): Promise<void> {
+    await this.call('DELETE', `/v2/access-tokens/${encodeURIComponent(uuid)}`, bearer, undefined, [404]);
+  }
+
+  private async signIn(): Promise<{ username: string; bearer: string }> {
+    const secret = await this.secrets.getSecret(this.policy.adminSecret);
+    const admin = adminSchema.parse(JSON.parse(secret.value ?? '{}'));
+    const answer = signInSchema.parse(await this.call('POST', '/v2/auth/token', undefined, { identifier: admin.username, secret: admin.password }));
+    return { username: admin.username, bearer: answer.access_token };
+  }
+
+  private async call(method: string, path: string, bearer: string | undefined, json?: unknown, tolerated: number[] = []): Promise<unknown> {
+    const response = await upstreamFetch({
+      url: `${this.policy.apiEndpoint}${path}`,
+      method,
+      json,
+      headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
+      deadline: Date.now() + TIMEOUT_MS,
+      registry: 'Docker Hub API',
+    });
+    if (tolerated.includes(response.status)) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`Docker Hub API ${method} ${path.split('?')[0]} answered HTTP ${response.status}`);
+    }
+    if (response.status === 204 || method === 'DELETE') {
+      await response.body?.cancel();
+      return undefined;
+    }
+    return readJson(response, 'Docker Hub API');
+  }
+}

@@ -1,0 +1,123 @@
+import type { TableClient, TransactionAction } from '@azure/data-tables';
+import { ulid } from 'ulid';
+import { rowKey } from '../../audit/partitioning.js';
+import { tableReady, tableStatus } from '../../tables.js';
+
+/**
+ * The write-ahead log of rotation: per registry one `state` row, changed only with its ETag, and a
+ * trail row for every transition, written in the same entity-group transaction. Secret values never
+ * go here: only references (token UUIDs, password slots, Key Vault versions).
+ */
+export type RotationStep = 'idle' | 'creating' | 'created' | 'verified' | 'stored';
+
+export interface RotationState {
+  step: RotationStep;
+  rotationId: string;
+  /** Instance holding the rotation, and until when; a crashed holder's lease runs out. */
+  owner: string;
+  leaseUntil: number;
+  /** Ref of the credential being replaced (from the current secret's tags), and of the new one. */
+  oldRef: string;
+  newRef: string;
+  pendingVersion: string;
+  newVersion: string;
+  revokeAfter: number;
+  lastRotatedAt: number;
+  lastError: string;
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+export const IDLE: RotationState = {
+  step: 'idle',
+  rotationId: '',
+  owner: '',
+  leaseUntil: 0,
+  oldRef: '',
+  newRef: '',
+  pendingVersion: '',
+  newVersion: '',
+  revokeAfter: 0,
+  lastRotatedAt: 0,
+  lastError: '',
+  attempts: 0,
+  nextAttemptAt: 0,
+};
+
+export interface Versioned {
+  state: RotationState;
+  etag: string;
+}
+
+export interface TrailEntry {
+  time: Date;
+  registry: string;
+  rotationId: string;
+  from: RotationStep;
+  to: RotationStep;
+  instance: string;
+  detail: string;
+}
+
+/** Another instance changed the state first: this one backs off. */
+export class LostRace extends Error {
+  constructor() {
+    super('another instance changed the rotation state first');
+  }
+}
+
+const STATE_ROW = 'state';
+
+export class RotationStateStore {
+  private readonly ready: () => Promise<void>;
+
+  constructor(private readonly table: TableClient) {
+    this.ready = tableReady(table);
+  }
+
+  async read(registry: string): Promise<Versioned> {
+    await this.ready();
+    try {
+      const entity = await this.table.getEntity<RotationState>(registry, STATE_ROW);
+      const state = Object.fromEntries(Object.keys(IDLE).map((key) => [key, entity[key as keyof RotationState] ?? IDLE[key as keyof RotationState]]));
+      return { state: state as unknown as RotationState, etag: entity.etag };
+    } catch (error) {
+      if (tableStatus(error) !== 404) throw error;
+    }
+    try {
+      const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...IDLE });
+      return { state: { ...IDLE }, etag: created.etag ?? '' };
+    } catch (error) {
+      if (tableStatus(error) === 409) return this.read(registry);
+      throw error;
+    }
+  }
+
+  /** Moves the state on, guarded by `etag`; the trail row goes in the same transaction. */
+  async transition(registry: string, from: Versioned, change: Partial<RotationState>, trail: Omit<TrailEntry, 'registry' | 'from' | 'to' | 'time'>): Promise<Versioned> {
+    const next: RotationState = { ...from.state, ...change };
+    const time = new Date();
+    const actions: TransactionAction[] = [
+      ['update', { partitionKey: registry, rowKey: STATE_ROW, ...next }, 'Replace', { etag: from.etag }],
+      ['create', { partitionKey: registry, rowKey: `trail-${rowKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }],
+    ];
+    try {
+      const result = await this.table.submitTransaction(actions);
+      const etag = result.getResponseForEntity(STATE_ROW)?.etag;
+      return etag ? { state: next, etag } : this.read(registry);
+    } catch (error) {
+      if (tableStatus(error) === 412) throw new LostRace();
+      throw error;
+    }
+  }
+
+  async trail(registry: string): Promise<TrailEntry[]> {
+    await this.ready();
+    const entries: TrailEntry[] = [];
+    const filter = `PartitionKey eq '${registry.replaceAll("'", "''")}' and RowKey ge 'trail-' and RowKey lt 'trail.'`;
+    for await (const entity of this.table.listEntities<TrailEntry>({ queryOptions: { filter } })) {
+      entries.push({ time: entity.time, registry, rotationId: entity.rotationId, from: entity.from, to: entity.to, instance: entity.instance, detail: entity.detail });
+    }
+    return entries.reverse();
+  }
+}

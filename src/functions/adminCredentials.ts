@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { requireAdmin } from '../auth/adminAccess.js';
+import { json } from '../http/dispatch.js';
+import { problems } from '../http/problem.js';
+import type { ApiRequest, Handler, Route } from '../http/types.js';
+import type { Services } from '../services.js';
+
+/** Admin API for stored credentials: their state, and a rotation on demand. Never a secret value. */
+const credentialStatusSchema = z.object({
+  registry: z.string(),
+  kind: z.string(),
+  provider: z.string(),
+  credentialSecret: z.string().optional(),
+  currentVersion: z.string().optional(),
+  ageDays: z.number().optional(),
+  expiresOn: z.string().optional(),
+  lastRotatedAt: z.string().optional(),
+  nextDueAt: z.string().optional(),
+  state: z.string(),
+  lastError: z.string().optional(),
+  warning: z.string().optional(),
+});
+const rotationReportSchema = z.object({ registry: z.string(), outcome: z.string(), step: z.string(), rotationId: z.string(), detail: z.string() });
+
+const admin = (request: ApiRequest, services: Services) =>
+  requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
+
+const list: Handler<Services> = async (request, { services }) => {
+  await admin(request, services);
+  const statuses = await services.rotation.status();
+  return json(200, { credentials: statuses.map((status) => JSON.parse(JSON.stringify(status)) as unknown) });
+};
+
+const rotate: Handler<Services> = async (request, { services, log }) => {
+  const caller = await admin(request, services);
+  const registry = request.params.registry ?? '';
+  const entry = services.issuer.registry(registry);
+  const report = await services.rotation.rotate(entry.host, { force: true });
+  if (report.outcome === 'not-managed') throw problems.conflict(`${entry.host}: ${report.detail}.`);
+  log.info('rotation requested', { registry: entry.host, by: caller.objectId, outcome: report.outcome, requestId: request.requestId });
+  return json(report.outcome === 'failed' ? 502 : 200, report);
+};
+
+const adminErrors = {
+  401: { description: 'Missing or invalid bearer token' },
+  403: { description: 'The token lacks the admin app role' },
+};
+
+export const adminCredentialsRoute: Route<Services> = {
+  name: 'adminCredentials',
+  route: 'v1/admin/credentials',
+  operations: {
+    GET: {
+      summary: 'Stored credentials: version, age, rotation state, next due time, last error',
+      access: 'admin',
+      responses: { 200: { description: 'One entry per catalog registry', schema: z.object({ credentials: z.array(credentialStatusSchema) }) }, ...adminErrors },
+      handler: list,
+    },
+  },
+};
+
+export const adminRotateRoute: Route<Services> = {
+  name: 'adminRotate',
+  route: 'v1/admin/credentials/{registry}/rotate',
+  operations: {
+    POST: {
+      summary: 'Rotate a stored credential now (the old one is revoked after the grace period)',
+      access: 'admin',
+      responses: {
+        200: { description: 'The rotation ran: rotated, in grace, or busy on another instance', schema: rotationReportSchema },
+        404: { description: 'The registry is not in the catalog' },
+        409: { description: 'The registry has no rotation policy or cannot be rotated by API' },
+        502: { description: 'The rotation failed; the old credential is still in place', schema: rotationReportSchema },
+        ...adminErrors,
+      },
+      handler: rotate,
+    },
+  },
+};

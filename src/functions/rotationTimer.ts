@@ -1,0 +1,16 @@
+import type { Logger } from '../logger.js';
+import type { Services } from '../services.js';
+
+/** Every 15 minutes: rotate what is due and finish rotations whose grace period is over. */
+export const rotationTimer = {
+  name: 'credentialRotation',
+  schedule: '0 */15 * * * *',
+  async run(services: Services, log: Logger): Promise<void> {
+    for (const report of await services.rotation.runDue()) {
+      if (report.outcome === 'not-due' || report.outcome === 'not-managed') continue;
+      const line = { registry: report.registry, outcome: report.outcome, step: report.step, rotationId: report.rotationId, detail: report.detail };
+      if (report.outcome === 'failed') log.error('credential rotation failed', line);
+      else log.info('credential rotation', line);
+    }
+  },
+};
