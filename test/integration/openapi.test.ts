@@ -113,6 +113,18 @@ describe('the live handlers answer as documented', () => {
     expect((await call('DELETE', GI, `${G}/g1`, { bearer: admin, headers: { 'If-Match': fresh } })).status).toBe(204);
   });
 
+  it('admin credentials', async () => {
+    const admin = await h.tokenFor(h.admin);
+    const C = '/api/v1/admin/credentials';
+    const R = '/api/v1/admin/credentials/{registry}/rotate';
+    expect((await call('GET', C, C, { bearer: admin })).status).toBe(200);
+    expect((await call('GET', C, C, { bearer: await h.tokenFor(workload) })).status).toBe(403);
+    const registry = encodeURIComponent(h.sandbox.registry.host);
+    expect((await call('POST', R, `${C}/${registry}/rotate`, { bearer: admin })).status).toBe(409);
+    expect((await call('POST', R, `${C}/quay.io/rotate`, { bearer: admin })).status).toBe(404);
+    expect((await call('POST', R, `${C}/${registry}/rotate`)).status).toBe(401);
+  });
+
   it('exercised every documented operation', () => {
     const operations = new Set(checked.map((entry) => entry.split(' ').slice(0, 2).join(' ')));
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));

@@ -161,6 +161,16 @@ describe('admin endpoints', () => {
     expect(text).not.toContain(h.sandbox.dockerHub!.adminPassword);
   });
 
+  it('a credential that cannot be rotated by API: its nearing expiry is reported and the timer warns', async () => {
+    const [secret] = h.sandbox.keyVault.versions('unmanaged');
+    h.sandbox.keyVault.update('unmanaged', secret!.version, { exp: Math.floor(Date.now() / 1000) + 3 * 86_400 });
+    const statuses = await h.sandbox.services.rotation.status();
+    expect(statuses.find((s) => s.registry === 'unmanaged.registry.test')?.warning).toMatch(/expires .*replace it by hand/);
+    logs.length = 0;
+    await rotationTimer.run(h.sandbox.services, timerLog);
+    expect(logs.some((line) => line.includes('stored credential expires soon') && line.includes('unmanaged.registry.test'))).toBe(true);
+  });
+
   it('POST /admin/credentials/{registry}/rotate rotates now; 409 for a registry without rotation; 403 without the role', async () => {
     const admin = await h.tokenFor(h.admin);
     const rotate = (registry: string, bearer = admin) =>
