@@ -84,7 +84,12 @@ describe('a rotation while callers keep asking for tokens', () => {
       'stored→idle',
     ]);
     const text = JSON.stringify(rows);
-    for (const version of h.sandbox.keyVault.versions('sandbox-registry')) expect(text).not.toContain(JSON.parse(version.value).password);
+    const allLogs = [...logs, ...h.logs].join('\n');
+    for (const version of h.sandbox.keyVault.versions('sandbox-registry')) {
+      const { password } = JSON.parse(version.value) as { password: string };
+      expect(text).not.toContain(password);
+      expect(allLogs).not.toContain(password);
+    }
     expect(text).not.toContain(h.sandbox.dockerHub!.adminPassword);
     expect(logs.join('\n')).not.toContain(h.sandbox.dockerHub!.adminPassword);
   });
