@@ -2,6 +2,10 @@ import { ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { IssuanceLog } from './audit/issuanceLog.js';
 import { AuditWriter } from './audit/auditWriter.js';
+import { AdminAuditLog } from './audit/adminAudit.js';
+import { IssuanceSearch } from './audit/issuanceSearch.js';
+import { ADMIN_AUDIT_SHARDS, ISSUANCE_SHARDS } from './audit/partitioning.js';
+import { BlockStore } from './grants/blocks.js';
 import { CallerTokenValidator } from './auth/callerToken.js';
 import { OpenIdMetadata } from './auth/openIdMetadata.js';
 import type { BrokerConfig } from './config.js';
@@ -22,7 +26,7 @@ import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
-export const TABLES = { grants: 'grants', issuances: 'issuances', rotations: 'rotations' } as const;
+export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', adminAudit: 'adminaudit', rotations: 'rotations' } as const;
 
 /** Everything a handler needs, built once per process from validated settings. */
 export interface Services {
@@ -30,8 +34,11 @@ export interface Services {
   log: Logger;
   callerTokens: CallerTokenValidator;
   grants: GrantStore;
+  blocks: BlockStore;
   issuer: TokenIssuer;
   issuances: IssuanceLog;
+  issuanceSearch: IssuanceSearch;
+  adminAudit: AdminAuditLog;
   health: HealthCheck;
   rotation: RotationEngine;
   /** Another engine over the same stores (tests: a second instance, a restart after a crash). */
@@ -54,6 +61,8 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
   const issuancesTable = createTableClient(config.tables, TABLES.issuances, identity);
   const metadata = new OpenIdMetadata(config.authorityHost, config.tenantId);
   const grants = new GrantStore(grantsTable, log);
+  const blocks = new BlockStore(createTableClient(config.tables, TABLES.blocks, identity), log);
+  const adminAuditTable = createTableClient(config.tables, TABLES.adminAudit, identity);
   const credentials = new UpstreamCredentials(secrets, log, { cacheMs: config.credentialCacheMs, staleMs: config.credentialStaleMs });
   const catalog = new RegistryCatalog(config.registries);
   const minter = new UpstreamTokenMinter();
@@ -78,16 +87,20 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
     grants,
+    blocks,
     issuer: new TokenIssuer(
       catalog,
       grants,
+      blocks,
       credentials,
       new UpstreamTokenPool(),
       minter,
       new AcrTokenClient(identity, config.tenantId),
       config.maxTtlSeconds,
     ),
-    issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances)),
+    issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS)),
+    issuanceSearch: new IssuanceSearch(issuancesTable),
+    adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
     health: new HealthCheck(grantsTable, secrets, metadata),
     rotation: makeRotationEngine(rotationOverrides),
     makeRotationEngine,

@@ -2,7 +2,7 @@ import type { TableClient, TableEntity, TransactionAction } from '@azure/data-ta
 import { problems } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import { tableReady, tableStatus } from '../tables.js';
-import { SHARDS, hourBucket, partitionKey, rowKey } from './partitioning.js';
+import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
 /** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
 const MAX_BATCH = 100;
@@ -30,14 +30,16 @@ interface OpenBatch {
 export class AuditWriter {
   private readonly ready: () => Promise<void>;
   private readonly open = new Map<string, OpenBatch>();
-  private nextShard = Math.floor(Math.random() * SHARDS);
+  private nextShard: number;
 
   constructor(
     private readonly table: TableClient,
     private readonly log: Logger,
     private readonly dependency: string,
+    private readonly shards: number,
   ) {
     this.ready = tableReady(table);
+    this.nextShard = Math.floor(Math.random() * shards);
   }
 
   write(time: Date, id: string, fields: Record<string, unknown>): Promise<void> {
@@ -45,7 +47,7 @@ export class AuditWriter {
     let batch = this.open.get(bucket);
     if (!batch) {
       const key = partitionKey(time, this.nextShard);
-      this.nextShard = (this.nextShard + 1) % SHARDS;
+      this.nextShard = (this.nextShard + 1) % this.shards;
       batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
       this.open.set(bucket, batch);
     }
@@ -72,7 +74,7 @@ export class AuditWriter {
       for (const item of items) item.resolve();
     } catch (error) {
       this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });
-      const failure = problems.dependencyDown('audit', 'The audit record could not be written, so no credential was issued.');
+      const failure = problems.dependencyDown('audit', 'The audit record could not be written, so nothing was issued or changed.');
       for (const item of items) item.reject(failure);
     }
   }

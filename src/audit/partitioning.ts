@@ -4,7 +4,9 @@
  * 2,000 entities/s per partition) and a time-range query reads only the buckets inside the range.
  * Row keys sort newest first within a partition. Keys hold only digits and `-`, never `/ \ # ?`.
  */
-export const SHARDS = 8;
+/** Issuances can come in thousands per second; admin actions are rare and fit one partition an hour. */
+export const ISSUANCE_SHARDS = 8;
+export const ADMIN_AUDIT_SHARDS = 1;
 const MAX_MILLIS = 9_999_999_999_999;
 
 function pad(value: number, width: number): string {
@@ -19,6 +21,21 @@ export function partitionKey(time: Date, shard: number): string {
   return `${hourBucket(time)}-${shard}`;
 }
 
+/** The row-key prefix for a moment: later moments sort first. */
+export function invertedTime(time: Date): string {
+  return pad(MAX_MILLIS - time.getTime(), 13);
+}
+
 export function rowKey(time: Date, id: string): string {
-  return `${pad(MAX_MILLIS - time.getTime(), 13)}-${id}`;
+  return `${invertedTime(time)}-${id}`;
+}
+
+/** Hour buckets from the one holding `to` back to the one holding `from`, newest first. */
+export function hourBucketsBetween(from: Date, to: Date): string[] {
+  const buckets: string[] = [];
+  const start = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate(), from.getUTCHours());
+  for (let hour = Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), to.getUTCDate(), to.getUTCHours()); hour >= start; hour -= 3600_000) {
+    buckets.push(hourBucket(new Date(hour)));
+  }
+  return buckets;
 }

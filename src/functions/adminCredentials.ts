@@ -35,7 +35,9 @@ const rotate: Handler<Services> = async (request, { services, log }) => {
   const caller = await admin(request, services);
   const registry = request.params.registry ?? '';
   const entry = services.issuer.registry(registry);
-  const report = await services.rotation.rotate(entry.host, { force: true });
+  const change = { requestId: request.requestId, actor: caller, action: 'credential.rotate' as const, target: entry.host };
+  const report = await services.adminAudit.change(change, () => services.rotation.rotate(entry.host, { force: true }));
+  await services.adminAudit.write({ ...change, after: report }, report.outcome === 'failed' ? 'failed' : 'completed', report.outcome);
   if (report.outcome === 'not-managed') throw problems.conflict(`${entry.host}: ${report.detail}.`);
   log.info('rotation requested', { registry: entry.host, by: caller.objectId, outcome: report.outcome, requestId: request.requestId });
   return json(report.outcome === 'failed' ? 502 : 200, report);

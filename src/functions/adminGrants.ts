@@ -45,7 +45,8 @@ const list: Handler<Services> = async (request, { services }) => {
 const create: Handler<Services> = async (request, { services, log }) => {
   const caller = await admin(request, services);
   const grant: Grant = parseBody(await request.text(), grantBodySchema);
-  const stored = await services.grants.create(grant);
+  const change = { requestId: request.requestId, actor: caller, action: 'grant.create' as const, target: grant.id, after: grant };
+  const stored = await services.adminAudit.change(change, () => services.grants.create(grant));
   log.info('grant created', { grantId: grant.id, by: caller.objectId, requestId: request.requestId });
   return withEtag(stored, 201, { Location: `/api/v1/admin/grants/${grant.id}` });
 };
@@ -61,7 +62,10 @@ const replace: Handler<Services> = async (request, { services, log }) => {
   const etag = ifMatch(request);
   const body = parseBody(await request.text(), grantReplaceSchema);
   if (body.id !== undefined && body.id !== id) throw problems.badRequest(`The body's id "${body.id}" does not match the path's "${id}".`);
-  const stored = await services.grants.replace({ ...body, id }, etag);
+  const before = (await services.grants.get(id)).grant;
+  const after = { ...body, id };
+  const change = { requestId: request.requestId, actor: caller, action: 'grant.update' as const, target: id, before, after };
+  const stored = await services.adminAudit.change(change, () => services.grants.replace(after, etag));
   log.info('grant replaced', { grantId: id, by: caller.objectId, requestId: request.requestId });
   return withEtag(stored);
 };
@@ -69,7 +73,10 @@ const replace: Handler<Services> = async (request, { services, log }) => {
 const remove: Handler<Services> = async (request, { services, log }) => {
   const caller = await admin(request, services);
   const id = grantId(request);
-  await services.grants.delete(id, ifMatch(request));
+  const etag = ifMatch(request);
+  const before = (await services.grants.get(id)).grant;
+  const change = { requestId: request.requestId, actor: caller, action: 'grant.delete' as const, target: id, before };
+  await services.adminAudit.change(change, () => services.grants.delete(id, etag));
   log.info('grant deleted', { grantId: id, by: caller.objectId, requestId: request.requestId });
   return { status: 204 };
 };

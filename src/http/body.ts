@@ -23,3 +23,18 @@ export function parseBody<T extends z.ZodType>(text: string, schema: T): z.infer
   }
   return parsed.data;
 }
+
+/** Validates query parameters at the edge; a repeated parameter is refused rather than guessed at. */
+export function parseQuery<T extends z.ZodType>(url: URL, schema: T): z.infer<T> {
+  const values: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) {
+    if (name in values) throw problems.badRequest(`Query parameter "${name.slice(0, 40)}" is given twice.`);
+    values[name] = value;
+  }
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error.issues);
+    throw problems.badRequest(errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors);
+  }
+  return parsed.data;
+}

@@ -31,6 +31,12 @@ function pathParameters(template: string): string[] {
 function operationObject<S>(route: Route<S>, method: HttpMethod, operation: Operation<S>): JsonSchema {
   const parameters = [
     ...pathParameters(route.route).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+    ...Object.entries(operation.query?.shape ?? {}).map(([name, field]) => ({
+      name,
+      in: 'query',
+      required: !(field as z.ZodType).safeParse(undefined).success,
+      schema: jsonSchema(field as z.ZodType, 'input'),
+    })),
     ...Object.entries(operation.headers ?? {}).map(([name, header]) => ({ name, in: 'header', required: header.required, description: header.description, schema: { type: 'string' } })),
   ];
   const responses = Object.fromEntries(

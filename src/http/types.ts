@@ -42,6 +42,8 @@ export interface Operation<S> {
   /** `workload`: a managed-identity token; `admin`: a token with the admin app role; `anonymous`. */
   access: 'workload' | 'admin' | 'anonymous';
   requestBody?: z.ZodType;
+  /** Query parameters (an object schema; each field is one parameter). */
+  query?: z.ZodObject;
   headers?: Record<string, { description: string; required: boolean }>;
   responses: Record<number, ResponseDoc>;
   handler: Handler<S>;

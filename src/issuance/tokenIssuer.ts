@@ -1,6 +1,7 @@
 import type { CallerIdentity } from '../auth/callerToken.js';
 import type { UpstreamCredentials } from '../credentials/upstreamCredentials.js';
 import { decide } from '../grants/decision.js';
+import type { BlockStore } from '../grants/blocks.js';
 import type { GrantStore } from '../grants/store.js';
 import { problems } from '../http/problem.js';
 import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
@@ -36,6 +37,7 @@ export class TokenIssuer {
   constructor(
     private readonly catalog: RegistryCatalog,
     private readonly grants: GrantStore,
+    private readonly blocks: BlockStore,
     private readonly credentials: UpstreamCredentials,
     private readonly pool: UpstreamTokenPool,
     private readonly minter: UpstreamTokenMinter,
@@ -51,6 +53,11 @@ export class TokenIssuer {
 
   async issue(caller: CallerIdentity, request: TokenRequest, now: Date): Promise<IssuedToken> {
     const entry = this.registry(request.registry);
+    // Blocks win over grants: a blocked identity gets nothing, whatever it was granted.
+    const block = await this.blocks.find(caller.objectId);
+    if (block) {
+      throw problems.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}: ${block.reason}. Nothing was issued.`);
+    }
     const decision = decide(caller, entry.host, request.scopes, await this.grants.active(), now);
     if (!decision.allowed) {
       throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SHARDS } from '../../src/audit/partitioning.js';
+import { ISSUANCE_SHARDS } from '../../src/audit/partitioning.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 /** Concurrent issuances: one durable record each, grouped into entity-group transactions. */
@@ -24,6 +24,6 @@ it('200 concurrent requests produce 200 records in few partitions, each within t
   const issued = records.filter((r) => r.outcome === 'issued');
   expect(issued.map((r) => r.issuanceId).sort()).toEqual([...ids].sort());
   const partitions = new Set(issued.map((r) => r.partitionKey));
-  for (const key of partitions) expect(key).toMatch(new RegExp(`^\\d{10}-[0-${SHARDS - 1}]$`));
+  for (const key of partitions) expect(key).toMatch(new RegExp(`^\\d{10}-[0-${ISSUANCE_SHARDS - 1}]$`));
   expect(issued.every((r) => /^\d{13}-[0-9A-Z]{26}$/.test(String(r.rowKey)))).toBe(true);
 });

@@ -29,7 +29,7 @@ function countingClient(table: string) {
 
 it('writes 250 concurrent records in a handful of transactions, each stored exactly once', async () => {
   const { client, requests } = countingClient('batching');
-  const writer = new AuditWriter(client, jsonLineLogger(() => undefined), 'batching');
+  const writer = new AuditWriter(client, jsonLineLogger(() => undefined), 'batching', 8);
   const time = new Date();
   await Promise.all(Array.from({ length: 250 }, (_, i) => writer.write(time, `ID${String(i).padStart(6, '0')}`, { n: i })));
   const stored: number[] = [];
@@ -42,7 +42,7 @@ it('writes 250 concurrent records in a handful of transactions, each stored exac
 it('rejects every waiting record when its transaction fails', async () => {
   const { client } = countingClient('failing');
   const logs: string[] = [];
-  const writer = new AuditWriter(client, jsonLineLogger((line) => logs.push(line)), 'failing');
+  const writer = new AuditWriter(client, jsonLineLogger((line) => logs.push(line)), 'failing', 8);
   const time = new Date();
   // Two records with one row key: Table Storage refuses the whole entity-group transaction.
   const results = await Promise.allSettled([

@@ -25,7 +25,19 @@ function invoke(routeName: string, init: { method: string; path: string; headers
 }
 
 it('every route has a name, a template and at least one method', () => {
-  expect(routes.map((r) => r.name)).toEqual(['tokens', 'health', 'adminGrants', 'adminGrant', 'adminCredentials', 'adminRotate', 'openapi']);
+  expect(routes.map((r) => r.name)).toEqual([
+    'tokens',
+    'health',
+    'adminGrants',
+    'adminGrant',
+    'adminBlocks',
+    'adminBlock',
+    'adminIssuances',
+    'adminAudit',
+    'adminCredentials',
+    'adminRotate',
+    'openapi',
+  ]);
   for (const route of routes) expect(Object.keys(route.operations).length).toBeGreaterThan(0);
 });
 

@@ -125,6 +125,27 @@ describe('the live handlers answer as documented', () => {
     expect((await call('POST', R, `${C}/${registry}/rotate`)).status).toBe(401);
   });
 
+  it('blocks, issuance search and the admin audit', async () => {
+    const admin = await h.tokenFor(h.admin);
+    const B = '/api/v1/admin/blocks';
+    const BI = '/api/v1/admin/blocks/{objectId}';
+    const blocked = h.sandbox.identity('blocked');
+    expect((await call('PUT', BI, `${B}/${blocked.objectId}`, { bearer: admin, body: { reason: 'compromised' } })).status).toBe(200);
+    expect((await call('PUT', BI, `${B}/not-a-guid`, { bearer: admin, body: { reason: 'x' } })).status).toBe(400);
+    expect((await call('GET', B, B, { bearer: admin })).status).toBe(200);
+    expect((await call('DELETE', BI, `${B}/${blocked.objectId}`, { bearer: admin })).status).toBe(204);
+    expect((await call('DELETE', BI, `${B}/${blocked.objectId}`, { bearer: admin })).status).toBe(404);
+    const I = '/api/v1/admin/issuances';
+    expect((await call('GET', I, `${I}?limit=5&outcome=issued`, { bearer: admin })).status).toBe(200);
+    expect((await call('GET', I, `${I}?limit=5000`, { bearer: admin })).status).toBe(400);
+    expect((await call('GET', I, I, { bearer: await h.tokenFor(workload) })).status).toBe(403);
+    const A = '/api/v1/admin/audit';
+    const audit = await call('GET', A, A, { bearer: admin });
+    expect(audit.status).toBe(200);
+    expect((audit.body as { entries: unknown[] }).entries.length).toBeGreaterThan(0);
+    expect((await call('GET', A, `${A}?cursor=bogus`, { bearer: admin })).status).toBe(400);
+  });
+
   it('exercised every documented operation', () => {
     const operations = new Set(checked.map((entry) => entry.split(' ').slice(0, 2).join(' ')));
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));

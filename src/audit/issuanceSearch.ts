@@ -1,0 +1,112 @@
+import type { TableClient } from '@azure/data-tables';
+import { problems } from '../http/problem.js';
+import { parseScope } from '../registries/scope.js';
+import type { Outcome } from './issuanceRecord.js';
+import { ISSUANCE_SHARDS } from './partitioning.js';
+import { encodeCursor, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
+
+export interface IssuanceFilter {
+  from: Date;
+  to: Date;
+  objectId?: string;
+  registry?: string;
+  repository?: string;
+  outcome?: Outcome;
+  limit: number;
+  cursor?: Cursor;
+}
+
+/** An audit record as the admin API shows it. */
+export interface IssuanceView {
+  issuanceId: string;
+  time: string;
+  outcome: string;
+  reason: string;
+  status: number;
+  requestId: string;
+  tenantId?: string;
+  objectId?: string;
+  appId?: string;
+  registry?: string;
+  requestedScopes: string[];
+  grantedScopes: string[];
+  grantIds: string[];
+  expiresAt?: string;
+  latencyMs: number;
+  clientIp: string;
+  tokenFingerprint?: string;
+  tokenReused?: boolean;
+  credentialVersion?: string;
+}
+
+function list(value: unknown): string[] {
+  try {
+    const parsed: unknown = JSON.parse(String(value ?? '[]'));
+    return Array.isArray(parsed) ? parsed.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+const text = (value: unknown) => (value === undefined || value === null ? undefined : String(value));
+const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : text(value));
+
+export function toView(entity: Entity): IssuanceView {
+  return {
+    issuanceId: String(entity.issuanceId),
+    time: iso(entity.time) ?? '',
+    outcome: String(entity.outcome),
+    reason: String(entity.reason),
+    status: Number(entity.status),
+    requestId: String(entity.requestId),
+    tenantId: text(entity.tenantId),
+    objectId: text(entity.objectId),
+    appId: text(entity.appId),
+    registry: text(entity.registry),
+    requestedScopes: list(entity.requestedScopes),
+    grantedScopes: list(entity.grantedScopes),
+    grantIds: list(entity.grantIds),
+    expiresAt: iso(entity.expiresAt),
+    latencyMs: Number(entity.latencyMs),
+    clientIp: String(entity.clientIp),
+    tokenFingerprint: text(entity.tokenFingerprint),
+    tokenReused: typeof entity.tokenReused === 'boolean' ? entity.tokenReused : undefined,
+    credentialVersion: text(entity.credentialVersion),
+  };
+}
+
+/** "Who got push on acme/web last Tuesday?": the issuances table, newest first, by time bucket. */
+export class IssuanceSearch {
+  constructor(private readonly table: TableClient) {}
+
+  async search(filter: IssuanceFilter): Promise<{ issuances: IssuanceView[]; nextCursor: string | undefined }> {
+    try {
+      return await searchIssuances(this.table, filter);
+    } catch {
+      throw problems.dependencyDown('audit', 'The issuance audit table (Table Storage) is unavailable.');
+    }
+  }
+}
+
+export async function searchIssuances(table: TableClient, filter: IssuanceFilter): Promise<{ issuances: IssuanceView[]; nextCursor: string | undefined }> {
+  const conditions = [
+    ...(filter.objectId ? [`objectId eq ${odataString(filter.objectId)}`] : []),
+    ...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []),
+    ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : []),
+  ];
+  const repository = filter.repository;
+  const page = await queryTimeRange(table, ISSUANCE_SHARDS, {
+    from: filter.from,
+    to: filter.to,
+    limit: filter.limit,
+    cursor: filter.cursor,
+    conditions,
+    accept: repository
+      ? (entity) => list(entity.requestedScopes).some((scope) => {
+          const parsed = parseScope(scope);
+          return parsed.ok && parsed.scope.repository === repository;
+        })
+      : undefined,
+  });
+  return { issuances: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next) : undefined };
+}

@@ -1,0 +1,90 @@
+import type { TableClient, TableEntityResult } from '@azure/data-tables';
+import { z } from 'zod';
+import { hourBucketsBetween, invertedTime } from './partitioning.js';
+
+/**
+ * Newest-first reads of a time-bucketed audit table. Only the hour buckets inside the range are
+ * read, each shard of an hour through its own lazy page iterator, merged by row key (which sorts
+ * newest first). A page stops at `limit` records or after `maxHours` buckets, whichever comes first;
+ * the cursor says where the next page starts, so paging visits every record exactly once.
+ */
+export interface TimeRangeRequest {
+  from: Date;
+  to: Date;
+  limit: number;
+  cursor: Cursor | undefined;
+  /** OData conditions on non-key properties, built from validated values. */
+  conditions: string[];
+  /** Conditions Table Storage cannot express (e.g. a repository inside a JSON list). */
+  accept?: (entity: Entity) => boolean;
+  maxHours?: number;
+}
+
+export type Entity = TableEntityResult<Record<string, unknown>>;
+
+const cursorSchema = z.object({ h: z.string().regex(/^\d{10}$/), a: z.string().max(200).optional() });
+export type Cursor = z.infer<typeof cursorSchema>;
+
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+export function decodeCursor(text: string): Cursor | undefined {
+  try {
+    const parsed = cursorSchema.safeParse(JSON.parse(Buffer.from(text, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function odataString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+const DEFAULT_MAX_HOURS = 48;
+
+async function* entities(table: TableClient, filter: string, pageSize: number): AsyncGenerator<Entity> {
+  for await (const page of table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: pageSize })) {
+    yield* page;
+  }
+}
+
+export async function queryTimeRange(table: TableClient, shards: number, request: TimeRangeRequest): Promise<{ items: Entity[]; next: Cursor | undefined }> {
+  const buckets = hourBucketsBetween(request.from, request.to);
+  const startAt = request.cursor ? buckets.indexOf(request.cursor.h) : 0;
+  if (startAt < 0) return { items: [], next: undefined };
+  const maxHours = request.maxHours ?? DEFAULT_MAX_HOURS;
+  // RowKey = inverted time: `to` gives the smallest key in range, `from` the largest.
+  const upper = invertedTime(new Date(request.from.getTime() - 1));
+  const lower = invertedTime(request.to);
+  const items: Entity[] = [];
+
+  for (let index = startAt; index < buckets.length && index < startAt + maxHours; index++) {
+    const bucket = buckets[index]!;
+    const after = request.cursor && bucket === request.cursor.h ? request.cursor.a : undefined;
+    const rowRange = [`RowKey ge ${odataString(lower)}`, `RowKey lt ${odataString(upper)}`, ...(after ? [`RowKey gt ${odataString(after)}`] : [])];
+    const iterators = Array.from({ length: shards }, (_, shard) =>
+      entities(table, [`PartitionKey eq ${odataString(`${bucket}-${shard}`)}`, ...rowRange, ...request.conditions].join(' and '), request.limit + 1),
+    );
+    const heads = await Promise.all(iterators.map((iterator) => iterator.next()));
+    for (;;) {
+      let best = -1;
+      heads.forEach((head, i) => {
+        if (!head.done && (best === -1 || head.value.rowKey! < (heads[best]!.value as Entity).rowKey!)) best = i;
+      });
+      if (best === -1) break;
+      if (items.length === request.limit) {
+        // More in this bucket: the next page resumes right after the last record returned.
+        return { items, next: { h: bucket, a: items.at(-1)!.rowKey! } };
+      }
+      const entity = heads[best]!.value as Entity;
+      if (!request.accept || request.accept(entity)) items.push(entity);
+      heads[best] = await iterators[best]!.next();
+    }
+    await Promise.all(iterators.map((iterator) => iterator.return(undefined)));
+    if (items.length === request.limit && index + 1 < buckets.length) return { items, next: { h: buckets[index + 1]! } };
+  }
+  const scannedTo = startAt + maxHours;
+  return { items, next: scannedTo < buckets.length ? { h: buckets[scannedTo]! } : undefined };
+}

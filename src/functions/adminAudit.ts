@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { requireAdmin } from '../auth/adminAccess.js';
+import { parseQuery } from '../http/body.js';
+import { json } from '../http/dispatch.js';
+import type { Handler, Route } from '../http/types.js';
+import type { Services } from '../services.js';
+import { resolveRange, timeRangeFields } from './adminQuery.js';
+
+/** GET /v1/admin/audit: every admin action — who, what, before and after, when — newest first. */
+const auditQueryFields = z.strictObject(timeRangeFields);
+const auditQuerySchema = auditQueryFields.transform((query, ctx) => ({ ...query, ...resolveRange(query, ctx) }));
+
+const entrySchema = z.object({
+  id: z.string(),
+  time: z.string(),
+  requestId: z.string(),
+  action: z.string(),
+  target: z.string(),
+  outcome: z.string(),
+  detail: z.string().optional(),
+  tenantId: z.string(),
+  objectId: z.string(),
+  appId: z.string().optional(),
+  before: z.unknown().optional(),
+  after: z.unknown().optional(),
+});
+
+const search: Handler<Services> = async (request, { services }) => {
+  await requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
+  const query = parseQuery(request.url, auditQuerySchema);
+  const page = await services.adminAudit.search(query);
+  return json(200, JSON.parse(JSON.stringify(page)) as unknown);
+};
+
+export const adminAuditRoute: Route<Services> = {
+  name: 'adminAudit',
+  route: 'v1/admin/audit',
+  operations: {
+    GET: {
+      summary: 'Read the admin audit: grant, block and rotation actions with who, what, before/after, when',
+      access: 'admin',
+      query: auditQueryFields,
+      responses: {
+        200: { description: 'A page of entries', schema: z.object({ entries: z.array(entrySchema), nextCursor: z.string().optional() }) },
+        400: { description: 'A bad parameter or a range over 31 days' },
+        401: { description: 'Missing or invalid bearer token' },
+        403: { description: 'The token lacks the admin app role' },
+        503: { description: 'The admin audit table is unavailable' },
+      },
+      handler: search,
+    },
+  },
+};

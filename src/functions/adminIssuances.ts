@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { requireAdmin } from '../auth/adminAccess.js';
+import { parseQuery } from '../http/body.js';
+import { json } from '../http/dispatch.js';
+import type { Handler, Route } from '../http/types.js';
+import { registryHostSchema } from '../registries/catalog.js';
+import { isRepositoryName } from '../registries/scope.js';
+import type { Services } from '../services.js';
+import { resolveRange, timeRangeFields } from './adminQuery.js';
+
+/** GET /v1/admin/issuances: the issuance audit, newest first, read only from the buckets in range. */
+const issuanceQueryFields = z.strictObject({
+  ...timeRangeFields,
+  objectId: z.guid().transform((id) => id.toLowerCase()).optional(),
+  registry: registryHostSchema.optional(),
+  repository: z.string().refine(isRepositoryName, 'must be a repository name').optional(),
+  outcome: z.enum(['issued', 'denied', 'failed']).optional(),
+});
+export const issuanceQuerySchema = issuanceQueryFields.transform((query, ctx) => ({ ...query, ...resolveRange(query, ctx) }));
+
+const issuanceSchema = z.object({
+  issuanceId: z.string(),
+  time: z.string(),
+  outcome: z.string(),
+  reason: z.string(),
+  status: z.number(),
+  requestId: z.string(),
+  tenantId: z.string().optional(),
+  objectId: z.string().optional(),
+  appId: z.string().optional(),
+  registry: z.string().optional(),
+  requestedScopes: z.array(z.string()),
+  grantedScopes: z.array(z.string()),
+  grantIds: z.array(z.string()),
+  expiresAt: z.string().optional(),
+  latencyMs: z.number(),
+  clientIp: z.string(),
+  tokenFingerprint: z.string().optional(),
+  tokenReused: z.boolean().optional(),
+  credentialVersion: z.string().optional(),
+});
+
+const search: Handler<Services> = async (request, { services }) => {
+  await requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
+  const query = parseQuery(request.url, issuanceQuerySchema);
+  const page = await services.issuanceSearch.search(query);
+  return json(200, JSON.parse(JSON.stringify(page)) as unknown);
+};
+
+export const adminIssuancesRoute: Route<Services> = {
+  name: 'adminIssuances',
+  route: 'v1/admin/issuances',
+  operations: {
+    GET: {
+      summary: 'Search the issuance audit: who got which scopes, when, with what outcome',
+      description:
+        'Query parameters: from, to (default the last 24 h, at most 31 days), objectId, registry, repository, outcome (issued|denied|failed), limit (≤ 1000, default 100), cursor. Newest first; a page may hold fewer than `limit` records and still have a nextCursor.',
+      access: 'admin',
+      query: issuanceQueryFields,
+      responses: {
+        200: { description: 'A page of records', schema: z.object({ issuances: z.array(issuanceSchema), nextCursor: z.string().optional() }) },
+        400: { description: 'A bad parameter or a range over 31 days' },
+        401: { description: 'Missing or invalid bearer token' },
+        403: { description: 'The token lacks the admin app role' },
+        503: { description: 'The audit table is unavailable' },
+      },
+      handler: search,
+    },
+  },
+};
