@@ -57,3 +57,18 @@ it('rejects every waiting record when its transaction fails', async () => {
   for await (const entity of client.listEntities()) stored.push(entity);
   expect(stored).toHaveLength(0);
 });
+
+it('an admin change whose audit record cannot be written is not made (fail closed)', async () => {
+  const { AdminAuditLog } = await import('../../src/audit/adminAudit.js');
+  const dead = createTableClient({ kind: 'connectionString', value: azurite.connectionString.replace(/:\d+\//, ':9/') }, 'adminaudit', noCredential);
+  const log = jsonLineLogger(() => undefined);
+  const audit = new AdminAuditLog(new AuditWriter(dead, log, 'adminaudit', 1), dead, log);
+  let changed = false;
+  const actor = { tenantId: 't', objectId: 'o', appId: undefined, roles: [], tokenVersion: '1.0' as const };
+  await expect(
+    audit.change({ requestId: 'r', actor, action: 'grant.delete', target: 'g' }, async () => {
+      changed = true;
+    }),
+  ).rejects.toMatchObject({ status: 503 });
+  expect(changed).toBe(false);
+});
