@@ -37,13 +37,27 @@ export async function callerToken(credential: TokenCredential, audience: string)
   }
 }
 
-export async function callBroker<T>(broker: string, path: string, bearer: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+export interface BrokerAnswer<T> {
+  body: T;
+  headers: Headers;
+}
+
+export async function callBroker<T>(broker: string, path: string, bearer: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  return (await requestBroker<T>(broker, path, bearer, init)).body;
+}
+
+export async function requestBroker<T>(
+  broker: string,
+  path: string,
+  bearer: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<BrokerAnswer<T>> {
   const url = `${broker.replace(/\/+$/, '')}${path}`;
   let response: Response;
   try {
     response = await fetch(url, {
       method: init.method ?? 'GET',
-      headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' },
+      headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', ...init.headers },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       signal: AbortSignal.timeout(30_000),
     });
@@ -62,5 +76,5 @@ export async function callBroker<T>(broker: string, path: string, bearer: string
     }
     throw new CliError(`broker answered ${response.status}: ${detail}`);
   }
-  return (text ? JSON.parse(text) : undefined) as T;
+  return { body: (text ? JSON.parse(text) : undefined) as T, headers: response.headers };
 }

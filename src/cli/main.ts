@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { callBroker, callerToken, CliError, managedIdentity, type IssuedCredential } from './brokerClient.js';
+import { ADMIN_USAGE, runAdmin } from './admin.js';
 import { dockerConfigPath, writeRegistryToken } from './dockerConfig.js';
 
 /**
@@ -14,6 +15,7 @@ const USAGE = `usage: registry-broker <command> [options]
 commands:
   token          print a registry token (--json: the broker's whole answer)
   docker-login   write the token as "registrytoken" into $DOCKER_CONFIG/config.json (default ~/.docker)
+  admin          grants, issuances, blocks, credentials, rotation, audit (see: registry-broker admin)
 
 options:
   --broker URL        the broker's API base, e.g. https://broker.azurewebsites.net/api  (env REGISTRY_BROKER_URL)
@@ -41,6 +43,7 @@ async function issue(values: Record<string, string | string[] | boolean | undefi
 }
 
 export async function run(argv: string[]): Promise<void> {
+  if (argv[0] === 'admin') return argv.length === 1 ? void process.stdout.write(ADMIN_USAGE) : runAdmin(argv.slice(1));
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { runCli } from '../support/cli.js';
+import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
+import { e2eAvailable } from '../support/skopeo.js';
+
+/**
+ * The operator's CLI against the sandbox. DefaultAzureCredential picks the admin's managed identity
+ * from the IMDS stand-in (AZURE_CLIENT_ID), as it would in automation.
+ */
+describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
+  let h: Harness;
+  let workload: ManagedIdentity;
+  let adminEnv: Record<string, string>;
+  let common: string[];
+
+  beforeAll(async () => {
+    h = await startHarness();
+    workload = h.sandbox.identity('cli-workload');
+    adminEnv = { AZURE_POD_IDENTITY_AUTHORITY_HOST: h.sandbox.entra.url, AZURE_CLIENT_ID: h.admin.clientId };
+    common = ['--broker', `${h.sandbox.broker.url}/api`, '--audience', AUDIENCE];
+  });
+  afterAll(() => h?.close());
+
+  const admin = (args: string[]) => runCli(['admin', ...args, ...common], adminEnv);
+
+  it('adds, lists and removes a grant', async () => {
+    const added = await admin([
+      'grants', 'add', '--id', 'cli-web', '--registry', h.sandbox.registry.host, '--repository', 'acme/web', '--action', 'pull',
+      '--object-id', workload.objectId, '--description', 'added from the CLI',
+    ]);
+    expect(added.stderr).toContain('created grant cli-web');
+    expect(added.code).toBe(0);
+
+    const listed = await admin(['grants', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ID\s+REGISTRY\s+REPOSITORIES\s+ACTIONS/m);
+    expect(listed.stdout).toMatch(new RegExp(`cli-web\\s+${h.sandbox.registry.host.replaceAll('.', '\\.')}\\s+acme/web\\s+pull`));
+
+    const updated = await admin(['grants', 'update', 'cli-web', '--action', 'pull', '--action', 'push']);
+    expect(updated.code).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ id: 'cli-web', actions: ['pull', 'push'], description: 'added from the CLI' });
+  });
+
+  it('prints the issuance a preceding `registry-broker token` call produced', async () => {
+    const token = await runCli(
+      ['token', ...common, '--registry', h.sandbox.registry.host, '--scope', 'repository:acme/web:pull,push', '--client-id', workload.clientId, '--json'],
+      { AZURE_POD_IDENTITY_AUTHORITY_HOST: h.sandbox.entra.url },
+    );
+    expect(token.code).toBe(0);
+    const { issuanceId } = JSON.parse(token.stdout) as { issuanceId: string };
+
+    const table = await admin(['issuances', '--since', '1h', '--object-id', workload.objectId]);
+    expect(table.code).toBe(0);
+    const line = table.stdout.split('\n').find((l) => l.includes(issuanceId));
+    expect(line).toMatch(/issued\s+issued\s+/);
+    expect(line).toContain('repository:acme/web:pull,push');
+
+    const json = await admin(['issuances', '--since', '1h', '--outcome', 'issued', '--json']);
+    expect((JSON.parse(json.stdout) as { issuances: { issuanceId: string }[] }).issuances.map((i) => i.issuanceId)).toContain(issuanceId);
+    expect(json.stdout).not.toContain((JSON.parse(token.stdout) as { token: string }).token);
+  });
+
+  it('blocks and unblocks, and the audit shows it', async () => {
+    expect((await admin(['block', workload.objectId, '--reason', 'testing the CLI'])).code).toBe(0);
+    const denied = await runCli(['token', ...common, '--registry', h.sandbox.registry.host, '--scope', 'repository:acme/web:pull', '--client-id', workload.clientId], {
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: h.sandbox.entra.url,
+    });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/403.*blocked.*testing the CLI/);
+    expect((await admin(['unblock', workload.objectId])).code).toBe(0);
+    const audit = await admin(['audit', '--since', '1h']);
+    expect(audit.stdout).toMatch(/block\.put\s+\S+\s+requested/);
+    expect(audit.stdout).toMatch(/block\.delete\s+\S+\s+requested/);
+  });
+
+  it('removes the grant', async () => {
+    const removed = await admin(['grants', 'rm', 'cli-web']);
+    expect(removed.code).toBe(0);
+    expect((await admin(['grants', 'list'])).stdout).not.toContain('cli-web');
+  });
+
+  it('shows credentials and refuses a rotation the registry has no policy for', async () => {
+    const credentials = await admin(['credentials']);
+    expect(credentials.code).toBe(0);
+    expect(credentials.stdout).toContain(h.sandbox.registry.host);
+    const rotate = await admin(['rotate', h.sandbox.registry.host]);
+    expect(rotate.code).toBe(1);
+    expect(rotate.stderr).toMatch(/409/);
+  });
+});
