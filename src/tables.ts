@@ -1,6 +1,8 @@
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { TablesConnection } from './config.js';
+import { Problem } from './http/problem.js';
+import { errorSummary, type Logger } from './logger.js';
 
 /** Bounded retries: a request waiting on a dead table must fail fast enough to answer 503. */
 const CLIENT_OPTIONS: TableServiceClientOptions = {
@@ -32,4 +34,19 @@ export function tableReady(client: TableClient): () => Promise<void> {
     });
     return ready;
   };
+}
+
+/**
+ * Runs a table action once the table exists. Problems (404, 409, 412 turned into answers) pass
+ * through; any other failure is logged and becomes `unavailable()`: the store is down.
+ */
+export async function guarded<T>(ready: () => Promise<void>, action: () => Promise<T>, log: Logger, store: string, unavailable: () => Error): Promise<T> {
+  try {
+    await ready();
+    return await action();
+  } catch (error) {
+    if (error instanceof Problem) throw error;
+    log.error(`${store} request failed`, { status: tableStatus(error), error: errorSummary(error) });
+    throw unavailable();
+  }
 }

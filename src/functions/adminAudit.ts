@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requireAdmin } from '../auth/adminAccess.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { parseQuery } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import type { Handler, Route } from '../http/types.js';
@@ -26,7 +26,7 @@ const entrySchema = z.object({
 });
 
 const search: Handler<Services> = async (request, { services }) => {
-  await requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
+  await adminCaller(request, services);
   const query = parseQuery(request.url, auditQuerySchema);
   const page = await services.adminAudit.search(query);
   return json(200, JSON.parse(JSON.stringify(page)) as unknown);
@@ -43,8 +43,7 @@ export const adminAuditRoute: Route<Services> = {
       responses: {
         200: { description: 'A page of entries', schema: z.object({ entries: z.array(entrySchema), nextCursor: z.string().optional() }) },
         400: { description: 'A bad parameter or a range over 31 days' },
-        401: { description: 'Missing or invalid bearer token' },
-        403: { description: 'The token lacks the admin app role' },
+        ...ADMIN_ERRORS,
         503: { description: 'The admin audit table is unavailable' },
       },
       handler: search,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requireAdmin } from '../auth/adminAccess.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import type { Block } from '../grants/blocks.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';
@@ -20,16 +20,13 @@ function objectId(request: ApiRequest): string {
   return parsed.data.toLowerCase();
 }
 
-const admin = (request: ApiRequest, services: Services) =>
-  requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
-
 const list: Handler<Services> = async (request, { services }) => {
-  await admin(request, services);
+  await adminCaller(request, services);
   return json(200, { blocks: await services.blocks.list() });
 };
 
 const put: Handler<Services> = async (request, { services }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const target = objectId(request);
   const { reason } = parseBody(await request.text(), blockBodySchema);
   const before = await services.blocks.find(target);
@@ -41,7 +38,7 @@ const put: Handler<Services> = async (request, { services }) => {
 };
 
 const remove: Handler<Services> = async (request, { services }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const target = objectId(request);
   const before = await services.blocks.find(target);
   await services.adminAudit.change({ requestId: request.requestId, actor: caller, action: 'block.delete', target, before }, () =>
@@ -50,17 +47,14 @@ const remove: Handler<Services> = async (request, { services }) => {
   return { status: 204 };
 };
 
-const adminErrors = {
-  401: { description: 'Missing or invalid bearer token' },
-  403: { description: 'The token lacks the admin app role' },
-  503: { description: 'The block list or the admin audit is unavailable' },
-};
+
+const errors = { ...ADMIN_ERRORS, 503: { description: 'The block list or the admin audit is unavailable' } };
 
 export const adminBlocksRoute: Route<Services> = {
   name: 'adminBlocks',
   route: 'v1/admin/blocks',
   operations: {
-    GET: { summary: 'List blocked identities', access: 'admin', responses: { 200: { description: 'Every block', schema: z.object({ blocks: z.array(blockSchema) }) }, ...adminErrors }, handler: list },
+    GET: { summary: 'List blocked identities', access: 'admin', responses: { 200: { description: 'Every block', schema: z.object({ blocks: z.array(blockSchema) }) }, ...errors }, handler: list },
   },
 };
 
@@ -72,13 +66,13 @@ export const adminBlockRoute: Route<Services> = {
       summary: 'Block an identity: its next request is denied, whatever it was granted',
       access: 'admin',
       requestBody: blockBodySchema,
-      responses: { 200: { description: 'Blocked', schema: blockSchema }, 400: { description: 'Not a GUID, or no reason' }, ...adminErrors },
+      responses: { 200: { description: 'Blocked', schema: blockSchema }, 400: { description: 'Not a GUID, or no reason' }, ...errors },
       handler: put,
     },
     DELETE: {
       summary: 'Unblock an identity',
       access: 'admin',
-      responses: { 204: { description: 'Unblocked' }, 400: { description: 'Not a GUID' }, 404: { description: 'The identity is not blocked' }, ...adminErrors },
+      responses: { 204: { description: 'Unblocked' }, 400: { description: 'Not a GUID' }, 404: { description: 'The identity is not blocked' }, ...errors },
       handler: remove,
     },
   },

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { requireAdmin } from '../auth/adminAccess.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { json } from '../http/dispatch.js';
 import { problems } from '../http/problem.js';
-import type { ApiRequest, Handler, Route } from '../http/types.js';
+import type { Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 
 /** Admin API for stored credentials: their state, and a rotation on demand. Never a secret value. */
@@ -22,17 +22,14 @@ const credentialStatusSchema = z.object({
 });
 const rotationReportSchema = z.object({ registry: z.string(), outcome: z.string(), step: z.string(), rotationId: z.string(), detail: z.string() });
 
-const admin = (request: ApiRequest, services: Services) =>
-  requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
-
 const list: Handler<Services> = async (request, { services }) => {
-  await admin(request, services);
+  await adminCaller(request, services);
   const statuses = await services.rotation.status();
   return json(200, { credentials: statuses.map((status) => JSON.parse(JSON.stringify(status)) as unknown) });
 };
 
 const rotate: Handler<Services> = async (request, { services, log }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const registry = request.params.registry ?? '';
   const entry = services.issuer.registry(registry);
   const change = { requestId: request.requestId, actor: caller, action: 'credential.rotate' as const, target: entry.host };
@@ -43,10 +40,6 @@ const rotate: Handler<Services> = async (request, { services, log }) => {
   return json(report.outcome === 'failed' ? 502 : 200, report);
 };
 
-const adminErrors = {
-  401: { description: 'Missing or invalid bearer token' },
-  403: { description: 'The token lacks the admin app role' },
-};
 
 export const adminCredentialsRoute: Route<Services> = {
   name: 'adminCredentials',
@@ -55,7 +48,7 @@ export const adminCredentialsRoute: Route<Services> = {
     GET: {
       summary: 'Stored credentials: version, age, rotation state, next due time, last error',
       access: 'admin',
-      responses: { 200: { description: 'One entry per catalog registry', schema: z.object({ credentials: z.array(credentialStatusSchema) }) }, ...adminErrors },
+      responses: { 200: { description: 'One entry per catalog registry', schema: z.object({ credentials: z.array(credentialStatusSchema) }) }, ...ADMIN_ERRORS },
       handler: list,
     },
   },
@@ -73,7 +66,7 @@ export const adminRotateRoute: Route<Services> = {
         404: { description: 'The registry is not in the catalog' },
         409: { description: 'The registry has no rotation policy or cannot be rotated by API' },
         502: { description: 'The rotation failed; the old credential is still in place', schema: rotationReportSchema },
-        ...adminErrors,
+        ...ADMIN_ERRORS,
       },
       handler: rotate,
     },

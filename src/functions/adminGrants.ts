@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requireAdmin } from '../auth/adminAccess.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { grantBodySchema, grantIdSchema, type Grant } from '../grants/model.js';
 import type { StoredGrant } from '../grants/store.js';
 import { parseBody } from '../http/body.js';
@@ -13,10 +13,6 @@ import type { Services } from '../services.js';
  * Item: GET (with ETag), PUT (replace; If-Match required), DELETE (If-Match required).
  * Requiring If-Match on writes means two operators editing one grant can never lose an update.
  */
-async function admin(request: ApiRequest, services: Services) {
-  return requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
-}
-
 /** PUT may leave the id out of the body: the path names it. */
 const grantReplaceSchema = grantBodySchema.extend({ id: grantBodySchema.shape.id.optional() });
 
@@ -37,13 +33,13 @@ function grantId(request: ApiRequest): string {
 }
 
 const list: Handler<Services> = async (request, { services }) => {
-  await admin(request, services);
+  await adminCaller(request, services);
   const grants = await services.grants.list();
   return json(200, { grants: grants.map((stored) => stored.grant) });
 };
 
 const create: Handler<Services> = async (request, { services, log }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const grant: Grant = parseBody(await request.text(), grantBodySchema);
   const change = { requestId: request.requestId, actor: caller, action: 'grant.create' as const, target: grant.id, after: grant };
   const stored = await services.adminAudit.change(change, () => services.grants.create(grant));
@@ -52,12 +48,12 @@ const create: Handler<Services> = async (request, { services, log }) => {
 };
 
 const read: Handler<Services> = async (request, { services }) => {
-  await admin(request, services);
+  await adminCaller(request, services);
   return withEtag(await services.grants.get(grantId(request)));
 };
 
 const replace: Handler<Services> = async (request, { services, log }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const id = grantId(request);
   const etag = ifMatch(request);
   const body = parseBody(await request.text(), grantReplaceSchema);
@@ -71,7 +67,7 @@ const replace: Handler<Services> = async (request, { services, log }) => {
 };
 
 const remove: Handler<Services> = async (request, { services, log }) => {
-  const caller = await admin(request, services);
+  const caller = await adminCaller(request, services);
   const id = grantId(request);
   const etag = ifMatch(request);
   const before = (await services.grants.get(id)).grant;
@@ -84,11 +80,8 @@ const remove: Handler<Services> = async (request, { services, log }) => {
 const grantListSchema = z.object({ grants: z.array(grantBodySchema) });
 const ifMatchHeader = { 'If-Match': { description: 'The ETag from GET; required so that concurrent edits are never lost', required: true } };
 const etag = { ETag: 'the grant version, for If-Match' };
-const adminErrors = {
-  401: { description: 'Missing or invalid bearer token' },
-  403: { description: 'The token lacks the admin app role' },
-  503: { description: 'The grant store is unavailable' },
-};
+
+const errors = { ...ADMIN_ERRORS, 503: { description: 'The grant store or the admin audit is unavailable' } };
 
 export const adminGrantsRoute: Route<Services> = {
   name: 'adminGrants',
@@ -97,7 +90,7 @@ export const adminGrantsRoute: Route<Services> = {
     GET: {
       summary: 'List grants',
       access: 'admin',
-      responses: { 200: { description: 'Every grant', schema: grantListSchema }, ...adminErrors },
+      responses: { 200: { description: 'Every grant', schema: grantListSchema }, ...errors },
       handler: list,
     },
     POST: {
@@ -108,7 +101,7 @@ export const adminGrantsRoute: Route<Services> = {
         201: { description: 'Created', schema: grantBodySchema, headers: { ...etag, Location: 'the grant URL' } },
         400: { description: 'Invalid grant' },
         409: { description: 'A grant with this id exists' },
-        ...adminErrors,
+        ...errors,
       },
       handler: create,
     },
@@ -122,7 +115,7 @@ export const adminGrantRoute: Route<Services> = {
     GET: {
       summary: 'Read a grant',
       access: 'admin',
-      responses: { 200: { description: 'The grant', schema: grantBodySchema, headers: etag }, 404: { description: 'No such grant' }, ...adminErrors },
+      responses: { 200: { description: 'The grant', schema: grantBodySchema, headers: etag }, 404: { description: 'No such grant' }, ...errors },
       handler: read,
     },
     PUT: {
@@ -136,7 +129,7 @@ export const adminGrantRoute: Route<Services> = {
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
         428: { description: 'If-Match is missing' },
-        ...adminErrors,
+        ...errors,
       },
       handler: replace,
     },
@@ -149,7 +142,7 @@ export const adminGrantRoute: Route<Services> = {
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
         428: { description: 'If-Match is missing' },
-        ...adminErrors,
+        ...errors,
       },
       handler: remove,
     },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requireAdmin } from '../auth/adminAccess.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { parseQuery } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import type { Handler, Route } from '../http/types.js';
@@ -41,7 +41,7 @@ const issuanceSchema = z.object({
 });
 
 const search: Handler<Services> = async (request, { services }) => {
-  await requireAdmin(services.callerTokens, request.headers.get('authorization'), services.config.adminRole);
+  await adminCaller(request, services);
   const query = parseQuery(request.url, issuanceQuerySchema);
   const page = await services.issuanceSearch.search(query);
   return json(200, JSON.parse(JSON.stringify(page)) as unknown);
@@ -60,8 +60,7 @@ export const adminIssuancesRoute: Route<Services> = {
       responses: {
         200: { description: 'A page of records', schema: z.object({ issuances: z.array(issuanceSchema), nextCursor: z.string().optional() }) },
         400: { description: 'A bad parameter or a range over 31 days' },
-        401: { description: 'Missing or invalid bearer token' },
-        403: { description: 'The token lacks the admin app role' },
+        ...ADMIN_ERRORS,
         503: { description: 'The audit table is unavailable' },
       },
       handler: search,

@@ -1,8 +1,8 @@
 import type { TableClient } from '@azure/data-tables';
-import { Problem, problems } from '../http/problem.js';
-import { errorSummary, type Logger } from '../logger.js';
+import { problems } from '../http/problem.js';
+import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
-import { tableReady, tableStatus } from '../tables.js';
+import { guarded, tableReady, tableStatus } from '../tables.js';
 
 /** An operator's deny for one identity. Blocks win over every grant. */
 export interface Block {
@@ -13,6 +13,7 @@ export interface Block {
 }
 
 const PARTITION = 'block';
+const unavailable = () => problems.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
 /** Same freshness promise as grants: other instances see a block within 30 s, this one at once. */
 const CACHE_TTL_MS = 15_000;
 const CACHE_STALE_MS = 5 * 60_000;
@@ -37,7 +38,7 @@ export class BlockStore {
     try {
       return (await this.cache.get('all')).get(objectId);
     } catch {
-      throw problems.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
+      throw unavailable();
     }
   }
 
@@ -71,14 +72,7 @@ export class BlockStore {
     }
   }
 
-  private async guard<T>(action: () => Promise<T>): Promise<T> {
-    try {
-      await this.ready();
-      return await action();
-    } catch (error) {
-      if (error instanceof Problem) throw error;
-      this.log.error('block list request failed', { status: tableStatus(error), error: errorSummary(error) });
-      throw problems.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
-    }
+  private guard<T>(action: () => Promise<T>): Promise<T> {
+    return guarded(this.ready, action, this.log, 'block list', unavailable);
   }
 }

@@ -1,8 +1,8 @@
 import type { TableClient } from '@azure/data-tables';
-import { Problem, problems } from '../http/problem.js';
-import { errorSummary, type Logger } from '../logger.js';
+import { problems } from '../http/problem.js';
+import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
-import { tableReady, tableStatus } from '../tables.js';
+import { guarded, tableReady, tableStatus } from '../tables.js';
 import { grantBodySchema, type Grant } from './model.js';
 
 export interface StoredGrant {
@@ -137,15 +137,7 @@ export class GrantStore {
     }
   }
 
-  /** Problems pass through; any other table failure means the store is down. */
-  private async guard<T>(action: () => Promise<T>): Promise<T> {
-    try {
-      await this.ready();
-      return await action();
-    } catch (error) {
-      if (error instanceof Problem) throw error;
-      this.log.error('grant store request failed', { status: tableStatus(error), error: errorSummary(error) });
-      throw unavailable();
-    }
+  private guard<T>(action: () => Promise<T>): Promise<T> {
+    return guarded(this.ready, action, this.log, 'grant store', unavailable);
   }
 }
