@@ -61,6 +61,10 @@ const settingsSchema = z
 
 /** Every setting the broker reads (local.settings.sample.json must describe each). */
 export const SETTING_NAMES = Object.keys(settingsSchema.shape);
+/** Settings without a default; TABLES_ENDPOINT / TABLES_CONNECTION_STRING are one-of, checked apart. */
+export const REQUIRED_SETTING_NAMES = Object.entries(settingsSchema.shape)
+  .filter(([, schema]) => !schema.safeParse(undefined).success)
+  .map(([name]) => name);
 
 export type TablesConnection = { kind: 'endpoint'; url: string } | { kind: 'connectionString'; value: string };
 
