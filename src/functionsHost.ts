@@ -33,9 +33,15 @@ export function toApiRequest(request: HttpRequest, context: InvocationContext): 
     clientIp: clientIp(request),
     text: async () => {
       if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
-      const text = await request.text();
-      if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
-      return text;
+      // A chunked body has no length up front: read it with a running count, never past the limit.
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of request.body ?? []) {
+        size += chunk.byteLength;
+        if (size > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks).toString('utf8');
     },
   };
 }

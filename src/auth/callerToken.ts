@@ -33,6 +33,7 @@ const claimsSchema = z.object({
   roles: z.array(z.string().max(200)).max(200).optional(),
   scp: z.unknown().optional(),
   idtyp: z.string().optional(),
+  nonce: z.unknown().optional(),
 });
 
 function rejected(detail: string): Problem {
@@ -99,8 +100,11 @@ export class CallerTokenValidator {
 
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) throw rejected('The token lacks a tenant or object ID.');
-    const { tid, oid, appid, azp, roles, scp, idtyp } = claims.data;
+    const { tid, oid, appid, azp, roles, scp, idtyp, nonce } = claims.data;
     if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.');
+    // Access tokens always name the client they were issued to; ID tokens (which can share the
+    // broker's client ID as audience) do not, and carry a nonce.
+    if ((appid ?? azp) === undefined || nonce !== undefined) throw rejected('Only access tokens are accepted, not ID tokens.');
     if (!options.allowDelegated) {
       if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.');
       if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.');

@@ -1,8 +1,8 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
-import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
+import { parseCredentialValue } from './secretValue.js';
 
 /** A long-lived registry credential. Lives only in memory; never logged, returned or audited. */
 export interface UpstreamCredential {
@@ -12,7 +12,6 @@ export interface UpstreamCredential {
   version: string;
 }
 
-const secretValueSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
 
 export interface UpstreamCredentialsOptions {
   cacheMs: number;
@@ -69,19 +68,13 @@ export class UpstreamCredentials {
       if (status === 404 || status === 403) throw new SecretMissing();
       throw error;
     }
-    const parsed = secretValueSchema.safeParse(safeJson(secret.value));
-    if (!parsed.success) {
+    let value;
+    try {
+      value = parseCredentialValue(secret.value, name);
+    } catch {
       this.log.error('stored credential is not {"username","password"} JSON', { secret: name, version: secret.properties.version });
       throw new SecretMissing();
     }
-    return { ...parsed.data, version: secret.properties.version ?? '' };
-  }
-}
-
-function safeJson(text: string | undefined): unknown {
-  try {
-    return text === undefined ? undefined : JSON.parse(text);
-  } catch {
-    return undefined;
+    return { ...value, version: secret.properties.version ?? '' };
   }
 }

@@ -66,20 +66,23 @@ const issue: Handler<Services> = async (request, { services, log }) => {
   const issuanceId = ulid();
   let caller: CallerIdentity | undefined;
   let body = '';
-  const base = (): Omit<IssuanceRecord, 'outcome' | 'reason' | 'status'> => ({
+  const base = (): Omit<IssuanceRecord, 'outcome' | 'reason' | 'status'> => {
+    const registry = requestedRegistry(body);
+    return {
     issuanceId,
     requestId: request.requestId,
     time: new Date(started),
     tenantId: caller?.tenantId,
     objectId: caller?.objectId,
     appId: caller?.appId,
-    registry: requestedRegistry(body),
+    registry: registry === undefined ? undefined : services.issuer.canonicalHost(registry),
     requestedScopes: requestedScopes(body),
     grantedScopes: [],
     grantIds: [],
     latencyMs: Date.now() - started,
     clientIp: request.clientIp,
-  });
+    };
+  };
 
   let response: ApiResponse;
   try {

@@ -14,9 +14,9 @@ export interface Block {
 
 const PARTITION = 'block';
 const unavailable = () => problems.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
-/** Same freshness promise as grants: other instances see a block within 30 s, this one at once. */
+/** Same promise as grants: other instances see a block within 30 s (TTL + stale), this one at once. */
 const CACHE_TTL_MS = 15_000;
-const CACHE_STALE_MS = 5 * 60_000;
+const CACHE_STALE_MS = 15_000;
 
 export class BlockStore {
   private readonly cache: RefreshingCache<'all', Map<string, Block>>;

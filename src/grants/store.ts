@@ -11,9 +11,12 @@ export interface StoredGrant {
 }
 
 const PARTITION = 'grant';
-/** Other instances see an admin write within this; DESIGN.md allows at most 30 s. */
+/**
+ * Other instances see an admin write within TTL + stale window: DESIGN.md allows at most 30 s, so a
+ * revoked grant can never outlive that, not even while Table Storage is unreachable.
+ */
 const CACHE_TTL_MS = 15_000;
-const CACHE_STALE_MS = 5 * 60_000;
+const CACHE_STALE_MS = 15_000;
 
 interface GrantEntity {
   partitionKey: string;

@@ -45,6 +45,11 @@ export class TokenIssuer {
     private readonly maxTtlSeconds: number,
   ) {}
 
+  /** The catalog's name for a registry as a caller typed it (aliases, case), for audit records. */
+  canonicalHost(host: string): string {
+    return this.catalog.find(host)?.host ?? host.toLowerCase();
+  }
+
   registry(host: string): RegistryEntry {
     const entry = this.catalog.find(host);
     if (!entry) throw problems.notFound('unknown-registry', `Registry "${host}" is not in the broker's catalog.`);
@@ -56,7 +61,8 @@ export class TokenIssuer {
     // Blocks win over grants: a blocked identity gets nothing, whatever it was granted.
     const block = await this.blocks.find(caller.objectId);
     if (block) {
-      throw problems.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}: ${block.reason}. Nothing was issued.`);
+      // The reason is for operators (admin API, audit); the caller learns only that it is blocked.
+      throw problems.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}. Nothing was issued.`);
     }
     const decision = decide(caller, entry.host, request.scopes, await this.grants.active(), now);
     if (!decision.allowed) {

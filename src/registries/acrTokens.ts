@@ -45,7 +45,8 @@ export class AcrTokenClient {
       refresh_token: refresh.token,
     });
     const requestedAt = Date.now();
-    const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/token`, form, deadline, registry: entry.host });
+    // Minting a token changes nothing at the registry: safe to repeat.
+    const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/token`, form, deadline, registry: entry.host, idempotent: true });
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
       this.refreshTokens.delete(entry.host);
@@ -75,14 +76,14 @@ export class AcrTokenClient {
   private async exchange(entry: RegistryEntry, deadline: number): Promise<RefreshToken> {
     let entraToken: string;
     try {
-      const accessToken = await this.identity.getToken(ACR_SCOPE);
+      const accessToken = await this.identity.getToken(ACR_SCOPE, { abortSignal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
       if (!accessToken) throw new Error('no token');
       entraToken = accessToken.token;
     } catch {
       throw problems.dependencyDown('managed-identity', "The broker's managed identity could not get an Entra token for ACR.");
     }
     const form = new URLSearchParams({ grant_type: 'access_token', service: entry.host, tenant: this.tenantId, access_token: entraToken });
-    const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/exchange`, form, deadline, registry: entry.host });
+    const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/exchange`, form, deadline, registry: entry.host, idempotent: true });
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
       throw problems.upstreamRefused(

@@ -1,4 +1,4 @@
-import { problems } from '../http/problem.js';
+import { Problem, problems } from '../http/problem.js';
 
 /**
  * HTTP to an upstream registry under one deadline: retries 429 and 5xx with exponential backoff,
@@ -16,6 +16,11 @@ export interface UpstreamCall {
   form?: URLSearchParams;
   /** A JSON body (management APIs). */
   json?: unknown;
+  /**
+   * Whether repeating the request is harmless. GETs are; a POST that creates something is not: after
+   * a lost answer it is not sent again (429, which promises nothing was done, is still retried).
+   */
+  idempotent?: boolean;
   deadline: number;
   /** For messages: which registry, never a URL with secrets. */
   registry: string;
@@ -37,6 +42,8 @@ function isTimeout(error: unknown): boolean {
 }
 
 export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
+  const method = call.method ?? (call.form === undefined && call.json === undefined ? 'GET' : 'POST');
+  const idempotent = call.idempotent ?? (method === 'GET' || method === 'DELETE');
   for (let attempt = 0; ; attempt++) {
     const remaining = call.deadline - Date.now();
     if (remaining <= 0) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
@@ -44,7 +51,7 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
     try {
       const body = call.form ?? (call.json === undefined ? undefined : JSON.stringify(call.json));
       response = await fetch(call.url, {
-        method: call.method ?? (body === undefined ? 'GET' : 'POST'),
+        method,
         headers: { ...(call.json === undefined ? {} : { 'Content-Type': 'application/json' }), ...call.headers },
         ...(body === undefined ? {} : { body }),
         redirect: 'manual',
@@ -52,13 +59,13 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
       });
     } catch (error) {
       if (isTimeout(error)) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
-      if (attempt < MAX_RETRIES) {
+      if (attempt < MAX_RETRIES && idempotent) {
         await sleep(BASE_BACKOFF_MS * 2 ** attempt);
         continue;
       }
       throw problems.upstreamBroken(`${call.registry} could not be reached.`);
     }
-    const retryable = response.status === 429 || response.status >= 500;
+    const retryable = response.status === 429 || (idempotent && response.status >= 500);
     if (!retryable || attempt >= MAX_RETRIES) return response;
     const wait = retryAfterMs(response, Date.now()) ?? BASE_BACKOFF_MS * 2 ** attempt + Math.random() * BASE_BACKOFF_MS;
     if (Date.now() + wait >= call.deadline) return response;
@@ -67,12 +74,37 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
   }
 }
 
-/** Reads a JSON body under the same deadline (a registry can hang after the headers too). */
+/** Token answers are a few KB; a body past this is not one, and is not read into memory. */
+const MAX_BODY_BYTES = 256 * 1024;
+
+async function readCapped(response: Response, registry: string): Promise<string> {
+  if (Number(response.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) {
+    await response.body?.cancel();
+    throw problems.upstreamBroken(`${registry} answered with an oversized body.`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength;
+    // Leaving the loop cancels the stream: the rest of the body is never read.
+    if (size > MAX_BODY_BYTES) throw problems.upstreamBroken(`${registry} answered with an oversized body.`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a JSON body under the same deadline (a registry can hang after the headers too), at most 256 KiB. */
 export async function readJson(response: Response, registry: string): Promise<unknown> {
+  let text: string;
   try {
-    return await response.json();
+    text = await readCapped(response, registry);
   } catch (error) {
     if (isTimeout(error)) throw problems.upstreamTimeout(`${registry} did not answer in time.`);
+    throw error instanceof Problem ? error : problems.upstreamBroken(`${registry}'s answer could not be read.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
     throw problems.upstreamBroken(`${registry} answered with a body that is not JSON.`);
   }
 }

@@ -67,7 +67,7 @@ describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
       AZURE_POD_IDENTITY_AUTHORITY_HOST: h.sandbox.entra.url,
     });
     expect(denied.code).toBe(1);
-    expect(denied.stderr).toMatch(/403.*blocked.*testing the CLI/);
+    expect(denied.stderr).toMatch(/403.*is blocked by an operator/);
     expect((await admin(['unblock', workload.objectId])).code).toBe(0);
     const audit = await admin(['audit', '--since', '1h']);
     expect(audit.stdout).toMatch(/block\.put\s+\S+\s+requested/);

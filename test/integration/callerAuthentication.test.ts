@@ -146,6 +146,13 @@ describe('rejected tokens', () => {
     await expectRejected(`Bearer ${await mint({ idtyp: 'user' })}`);
   });
 
+  it('an ID token (no appid/azp; a nonce) is not an access token', async () => {
+    await expectRejected(`Bearer ${await mint({ appid: undefined })}`);
+    await expectRejected(`Bearer ${await mint({ azp: undefined }, '2.0')}`);
+    const problem = await expectRejected(`Bearer ${await mint({ nonce: 'n-0S6_WzA2Mj' })}`);
+    expect(problem.detail).toMatch(/ID tokens/);
+  });
+
   it('no oid', async () => {
     await expectRejected(`Bearer ${await mint({ oid: undefined })}`);
   });

@@ -63,3 +63,16 @@ it('the next rotation goes back to password1', async () => {
   expect(report.outcome).toBe('in-grace');
   expect(storedCredential(h).tags.credentialRef).toBe('password1');
 });
+
+it('refuses to rotate when it cannot tell which slot is in use, and kills nothing', async () => {
+  clock.advanceMinutes(121);
+  await h.sandbox.services.rotation.runDue();
+  const current = storedCredential(h);
+  h.sandbox.keyVault.update('sandbox-registry', current.version, { tags: {} });
+  const slots = h.sandbox.arm!.slots();
+  const failed = await h.sandbox.services.rotation.rotate(host, { force: true });
+  expect(failed.outcome).toBe('failed');
+  expect(failed.detail).toMatch(/credentialRef/);
+  expect(h.sandbox.arm!.slots()).toEqual(slots);
+  expect(await credentialWorks(h, current.username, current.password)).toBe(true);
+});

@@ -70,14 +70,51 @@ describe.each<CompletedStep>(['create', 'verify', 'store', 'revoke'])('stopped a
 });
 
 describe('a create whose answer is lost', () => {
-  it('the retried create leaves no orphan behind', async () => {
+  it('is not sent again; the next attempt revokes the token it made and leaves no orphan', async () => {
     h.sandbox.dockerHub!.dropNextCreateAnswer();
     const created = h.sandbox.dockerHub!.createdCount();
-    const report = await h.sandbox.services.rotation.rotate(host, { force: true });
-    expect(report.outcome).toBe('in-grace');
-    expect(h.sandbox.dockerHub!.createdCount() - created).toBe(2);
+    const failed = await h.sandbox.services.rotation.rotate(host, { force: true });
+    expect(failed.outcome).toBe('failed');
+    expect(h.sandbox.dockerHub!.createdCount() - created).toBe(1);
+    expect(h.sandbox.dockerHub!.activeTokens()).toHaveLength(2);
+    clock.advanceMinutes(16);
+    expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'in-grace' });
     clock.advanceMinutes(121);
     await h.sandbox.services.rotation.runDue();
+    await expectOneWorkingCredential();
+  });
+});
+
+describe('concurrent runs', () => {
+  it('the timer and an admin call in one process at once: one rotation', async () => {
+    const engine = h.sandbox.services.rotation;
+    const created = h.sandbox.dockerHub!.createdCount();
+    const reports = await Promise.all([engine.rotate(host, { force: true }), engine.rotate(host, { force: true })]);
+    expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
+    expect(h.sandbox.dockerHub!.createdCount() - created).toBe(1);
+    clock.advanceMinutes(121);
+    await engine.runDue();
+    await expectOneWorkingCredential();
+  });
+
+  it('two instances resuming the same interrupted rotation: one finishes it, nothing is left behind', async () => {
+    const crashed = h.sandbox.services.makeRotationEngine({
+      now: clock.now,
+      instanceId: 'crashed',
+      afterStep: async () => {
+        throw new Error('died');
+      },
+    });
+    await expect(crashed.rotate(host, { force: true })).rejects.toThrow('died');
+    clock.advanceMinutes(LEASE_MINUTES + 1);
+    const a = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'resume-a' });
+    const b = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'resume-b' });
+    const created = h.sandbox.dockerHub!.createdCount();
+    const reports = await Promise.all([a.rotate(host, { force: false }), b.rotate(host, { force: false })]);
+    expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
+    expect(h.sandbox.dockerHub!.createdCount() - created).toBe(0);
+    clock.advanceMinutes(121);
+    await a.runDue();
     await expectOneWorkingCredential();
   });
 });

@@ -85,7 +85,7 @@ describe('a rotation while callers keep asking for tokens', () => {
     ]);
     const text = JSON.stringify(rows);
     const allLogs = [...logs, ...h.logs].join('\n');
-    for (const version of h.sandbox.keyVault.versions('sandbox-registry')) {
+    for (const version of [...h.sandbox.keyVault.versions('sandbox-registry'), ...h.sandbox.keyVault.versions('sandbox-registry-pending')]) {
       const { password } = JSON.parse(version.value) as { password: string };
       expect(text).not.toContain(password);
       expect(allLogs).not.toContain(password);
@@ -148,6 +148,23 @@ describe('failures keep the old credential and back off', () => {
     expect(failed.detail).toMatch(/verification failed/);
     expect(storedCredential(h).version).toBe(before.version);
     expect(h.sandbox.dockerHub!.activeTokens().map((t) => t.token)).toEqual([before.password]);
+    expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'backing-off' });
+  });
+
+  it('a temporary error of the token service during verification is retried, not taken as a bad credential', async () => {
+    clock.advanceMinutes(16);
+    h.sandbox.tokens.failNext(10, 503);
+    const failed = await h.sandbox.services.rotation.rotate(host, { force: true });
+    h.sandbox.tokens.failNext(0, 500);
+    expect(failed).toMatchObject({ outcome: 'failed', step: 'created' });
+    // The second failure in a row: the backoff has doubled to 30 minutes.
+    clock.advanceMinutes(16);
+    expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'backing-off' });
+    clock.advanceMinutes(15);
+    expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'in-grace' });
+    clock.advanceMinutes(121);
+    expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'rotated' });
+    expect(h.sandbox.dockerHub!.activeTokens().map((t) => t.token)).toEqual([storedCredential(h).password]);
   });
 });
 
@@ -159,7 +176,8 @@ describe('admin endpoints', () => {
     const body = JSON.parse(text) as { credentials: Record<string, unknown>[] };
     const managed = body.credentials.find((c) => c.registry === host);
     expect(managed).toMatchObject({ kind: 'token-auth', provider: 'dockerhub', credentialSecret: 'sandbox-registry', currentVersion: storedCredential(h).version });
-    expect(managed?.lastError).toMatch(/verification failed/);
+    expect(managed).toMatchObject({ state: 'idle' });
+    expect(managed?.lastError).toBeUndefined();
     expect(managed?.nextDueAt).toBeTruthy();
     expect(body.credentials.find((c) => c.registry === 'unmanaged.registry.test')).toMatchObject({ provider: 'none', state: 'idle' });
     expect(text).not.toContain(storedCredential(h).password);

@@ -29,6 +29,10 @@ export class AcrTokenProvider implements RotationProvider {
   ) {}
 
   async create(request: CreateRequest): Promise<CreatedCredential> {
+    // Regenerating the slot in use would kill the only working password: the broker must know it.
+    if (!(SLOTS as readonly string[]).includes(request.currentRef ?? '')) {
+      throw new Error('the stored ACR token password has no credentialRef tag (password1 or password2), so the slot in use is unknown; tag the secret to enable rotation');
+    }
     const slot = request.currentRef === 'password1' ? 'password2' : 'password1';
     const generated = await this.generate(slot, request.expiresAt);
     return { ...generated, ref: slot };
@@ -53,9 +57,13 @@ export class AcrTokenProvider implements RotationProvider {
       const location = response.headers.get('location') ?? response.headers.get('azure-asyncoperation');
       await response.body?.cancel();
       if (!location) throw new Error('ARM answered 202 without a Location to poll');
+      // The bearer token goes along with the poll: only ever to ARM itself.
+      if (new URL(location, this.policy.armEndpoint).origin !== new URL(this.policy.armEndpoint).origin) {
+        throw new Error('ARM answered 202 with a Location on another host; not following it');
+      }
       const wait = Math.min(Number(response.headers.get('retry-after') ?? 0) * 1000 || POLL_MS, 5000);
       await new Promise((resolve) => setTimeout(resolve, wait));
-      response = await upstreamFetch({ url: location, headers, deadline, registry: 'Azure Resource Manager' });
+      response = await upstreamFetch({ url: new URL(location, this.policy.armEndpoint).toString(), headers, deadline, registry: 'Azure Resource Manager' });
     }
     if (!response.ok) {
       await response.body?.cancel();

@@ -1,15 +1,12 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
-import { z } from 'zod';
+import { parseCredentialValue, type CredentialValue } from '../secretValue.js';
 
 /**
  * Key Vault for rotation: the stored credential `<name>` (what issuance reads) and a staging secret
  * `<name>-pending` that holds a new credential between its creation and its verification, so a
  * crash never loses a credential that exists upstream. The staging version is disabled once used.
  */
-export interface StoredCredential {
-  username: string;
-  password: string;
-}
+export type StoredCredential = CredentialValue;
 
 export interface CurrentSecret {
   version: string;
@@ -19,7 +16,6 @@ export interface CurrentSecret {
   expiresOn: Date | undefined;
 }
 
-const valueSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
 const CONTENT_TYPE = 'application/json';
 
 export const pendingName = (name: string) => `${name}-pending`;
@@ -46,7 +42,7 @@ export class CredentialVault {
 
   async staged(name: string, version: string): Promise<StoredCredential> {
     const secret = await this.secrets.getSecret(pendingName(name), { version });
-    return valueSchema.parse(JSON.parse(secret.value ?? '{}'));
+    return parseCredentialValue(secret.value, pendingName(name));
   }
 
   async discardStaged(name: string, version: string): Promise<void> {

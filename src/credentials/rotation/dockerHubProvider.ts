@@ -2,11 +2,11 @@ import type { SecretClient } from '@azure/keyvault-secrets';
 import { z } from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
 import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import { parseCredentialValue } from '../secretValue.js';
 import { rotationLabel, type CreateRequest, type CreatedCredential, type RotationProvider } from './provider.js';
 
 type DockerHubPolicy = Extract<RotationPolicy, { provider: 'dockerhub' }>;
 
-const adminSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
 const signInSchema = z.object({ access_token: z.string().min(1) });
 const createdSchema = z.object({ uuid: z.string().min(1), token: z.string().min(1) });
 const listSchema = z.object({ next: z.string().nullable().optional(), results: z.array(z.object({ uuid: z.string(), token_label: z.string() })) });
@@ -59,16 +59,18 @@ export class DockerHubProvider implements RotationProvider {
 
   private async signIn(): Promise<{ username: string; bearer: string }> {
     const secret = await this.secrets.getSecret(this.policy.adminSecret);
-    const admin = adminSchema.parse(JSON.parse(secret.value ?? '{}'));
-    const answer = signInSchema.parse(await this.call('POST', '/v2/auth/token', undefined, { identifier: admin.username, secret: admin.password }));
+    const admin = parseCredentialValue(secret.value, this.policy.adminSecret);
+    const answer = signInSchema.parse(await this.call('POST', '/v2/auth/token', undefined, { identifier: admin.username, secret: admin.password }, [], true));
     return { username: admin.username, bearer: answer.access_token };
   }
 
-  private async call(method: string, path: string, bearer: string | undefined, json?: unknown, tolerated: number[] = []): Promise<unknown> {
+  /** `idempotent`: signing in may be repeated; creating a token may not (a lost answer would make a twin). */
+  private async call(method: string, path: string, bearer: string | undefined, json?: unknown, tolerated: number[] = [], idempotent?: boolean): Promise<unknown> {
     const response = await upstreamFetch({
       url: `${this.policy.apiEndpoint}${path}`,
       method,
       json,
+      ...(idempotent === undefined ? {} : { idempotent }),
       headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
       deadline: Date.now() + TIMEOUT_MS,
       registry: 'Docker Hub API',

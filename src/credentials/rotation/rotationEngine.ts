@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ulid } from 'ulid';
+import { Problem } from '../../http/problem.js';
 import { errorSummary, type Logger } from '../../logger.js';
 import type { RegistryEntry, RotationPolicy } from '../../registries/catalog.js';
 import type { UpstreamTokenMinter } from '../../registries/upstreamTokens.js';
@@ -64,6 +65,18 @@ const MAX_BACKOFF_MS = DAY_MS;
 /** A crash simulated by `afterStep`: nothing more is recorded, exactly as if the process died. */
 class Stopped extends Error {}
 
+/** One call of rotate(): its claim token, and the last state it wrote or read (with the ETag). */
+interface Run {
+  token: string;
+  current: Versioned | undefined;
+}
+
+/** Key Vault's definitive answers (gone, disabled, forbidden): retrying will not help. */
+function isDefinitive(error: unknown): boolean {
+  const status = (error as { statusCode?: number }).statusCode;
+  return status === 403 || status === 404;
+}
+
 export class RotationEngine {
   private readonly now: () => number;
   private readonly instanceId: string;
@@ -99,31 +112,30 @@ export class RotationEngine {
     });
     if (!target) return report('not-managed', IDLE, 'no rotation policy for this registry');
     const provider = this.options.providerFor(target.entry, target.policy);
-    let current = await this.options.state.read(registry);
-    if (!provider) return report('not-managed', current.state, 'this kind of credential cannot be rotated by API; its expiry is monitored');
-
-    if (current.state.owner && current.state.owner !== this.instanceId && current.state.leaseUntil > this.now()) {
-      return report('busy', current.state, `held by instance ${current.state.owner}`);
-    }
-    if (!force && current.state.nextAttemptAt > this.now()) {
-      return report('backing-off', current.state, `next attempt at ${new Date(current.state.nextAttemptAt).toISOString()}`);
-    }
-    if (current.state.step === 'idle') {
-      const secret = await this.options.vault.current(target.secret);
-      if (!force && !this.due(target.policy, secret)) return report('not-due', current.state);
-    }
-
+    // Each run holds the row under its own token, so neither another instance nor a second run in
+    // this process (timer and admin call at once) can act on the same rotation.
+    const run: Run = { token: `${this.instanceId}/${ulid()}`, current: undefined };
     try {
-      current = await this.advance(registry, target.entry, target.policy, target.secret, provider, current);
+      run.current = await this.options.state.read(registry);
+      const { state } = run.current;
+      if (!provider) return report('not-managed', state, 'this kind of credential cannot be rotated by API; its expiry is monitored');
+      if (state.owner && state.leaseUntil > this.now()) return report('busy', state, `held by ${state.owner}`);
+      if (!force && state.nextAttemptAt > this.now()) {
+        return report('backing-off', state, `next attempt at ${new Date(state.nextAttemptAt).toISOString()}`);
+      }
+      if (!force && state.step === 'idle' && !state.abandonedRef && !this.due(target.policy, await this.options.vault.current(target.secret))) {
+        return report('not-due', state);
+      }
+      const finished = await this.advance(registry, target.entry, target.policy, target.secret, provider, run, force);
+      if (finished.step === 'stored') {
+        return report('in-grace', finished, `old credential revoked after ${new Date(finished.revokeAfter).toISOString()}`);
+      }
+      return report('rotated', finished);
     } catch (error) {
       if (error instanceof Stopped) throw error.cause;
-      if (error instanceof LostRace) return report('busy', current.state, error.message);
-      return this.recordFailure(registry, error);
+      if (error instanceof LostRace) return report('busy', run.current?.state ?? IDLE, error.message);
+      return this.recordFailure(registry, run, error);
     }
-    if (current.state.step === 'stored') {
-      return report('in-grace', current.state, `old credential revoked after ${new Date(current.state.revokeAfter).toISOString()}`);
-    }
-    return report('rotated', current.state);
   }
 
   private due(policy: RotationPolicy, secret: CurrentSecret): boolean {
@@ -138,17 +150,20 @@ export class RotationEngine {
     policy: RotationPolicy,
     secretName: string,
     provider: RotationProvider,
-    start: Versioned,
-  ): Promise<Versioned> {
-    let current = start;
-    const move = async (change: Partial<RotationState>, detail: string) => {
+    run: Run,
+    force: boolean,
+  ): Promise<RotationState> {
+    let current = run.current!;
+    const write = async (change: Partial<RotationState>, detail: string | undefined) => {
       current = await this.options.state.transition(
         registry,
         current,
-        { owner: this.instanceId, leaseUntil: this.now() + this.leaseMs, ...change },
-        { rotationId: change.rotationId ?? current.state.rotationId, instance: this.instanceId, detail },
+        { owner: run.token, leaseUntil: this.now() + this.leaseMs, ...change },
+        detail === undefined ? undefined : { rotationId: change.rotationId ?? current.state.rotationId, instance: this.instanceId, detail },
       );
+      run.current = current;
     };
+    const release = { owner: '', leaseUntil: 0 };
     const completed = async (step: CompletedStep) => {
       try {
         await this.options.afterStep?.(step, registry);
@@ -156,117 +171,144 @@ export class RotationEngine {
         throw new Stopped('stopped', { cause: error });
       }
     };
+    /** A new credential that cannot be kept: record that first, so a crash never strands it, then remove it. */
+    const abandon = async (detail: string): Promise<never> => {
+      const { newRef, pendingVersion, attempts } = current.state;
+      await write(
+        { ...release, step: 'idle', abandonedRef: newRef, abandonedVersion: pendingVersion, newRef: '', pendingVersion: '', lastError: detail, attempts: attempts + 1, nextAttemptAt: this.nextAttempt(attempts + 1) },
+        detail,
+      );
+      await this.cleanUpAbandoned(provider, secretName, () => current.state, write, release).catch(() => undefined);
+      throw new VerificationFailed(detail);
+    };
+    const staged = async () => {
+      try {
+        return await this.options.vault.staged(secretName, current.state.pendingVersion);
+      } catch (error) {
+        if (isDefinitive(error)) return abandon(`the staged credential can no longer be read (${errorSummary(error)})`);
+        throw error;
+      }
+    };
 
+    // Nothing upstream happens before this run holds the row.
+    await write({}, undefined);
     for (;;) {
       const state = current.state;
       switch (state.step) {
         case 'idle': {
+          if (state.abandonedRef || state.abandonedVersion) await this.cleanUpAbandoned(provider, secretName, () => current.state, write, {});
           const secret = await this.options.vault.current(secretName);
-          await move({ step: 'creating', rotationId: ulid(), oldRef: secret.ref ?? '', newRef: '', pendingVersion: '', newVersion: '', lastError: '' }, 'begin');
+          await write({ step: 'creating', rotationId: ulid(), oldRef: secret.ref ?? '', newRef: '', pendingVersion: '', newVersion: '', lastError: '' }, 'begin');
           break;
         }
         case 'creating': {
-          // A crash after the upstream create but before staging left a credential nobody holds.
+          // A crash after the upstream create but before it was recorded left a credential nobody holds.
           await provider.revokeStray(state.rotationId, undefined);
           const created = await provider.create({
             rotationId: state.rotationId,
             currentRef: state.oldRef || undefined,
             expiresAt: new Date(this.now() + 2 * policy.rotateAfterDays * DAY_MS),
           });
-          let pendingVersion: string;
+          let pendingVersion = '';
           try {
             pendingVersion = await this.options.vault.stage(
               secretName,
               { username: created.username, password: created.password },
               { rotationId: state.rotationId, credentialRef: created.ref },
             );
+            // A create whose answer was lost and retried leaves a twin with this rotation's label.
+            await provider.revokeStray(state.rotationId, created.ref);
+            await write({ step: 'created', newRef: created.ref, pendingVersion }, `created ${created.ref}, staged as ${pendingVersion}`);
           } catch (error) {
-            // Nobody could ever use what was just created: take it back before reporting the failure.
+            // Unrecorded, nobody could ever use or revoke it: take it back before giving up.
             await provider.revoke(created.ref).catch(() => undefined);
+            if (pendingVersion) await this.options.vault.discardStaged(secretName, pendingVersion).catch(() => undefined);
             throw error;
           }
-          // A create whose answer was lost and retried leaves a twin with this rotation's label.
-          await provider.revokeStray(state.rotationId, created.ref);
-          await move({ step: 'created', newRef: created.ref, pendingVersion }, `created ${created.ref}, staged as ${pendingVersion}`);
           await completed('create');
           break;
         }
         case 'created': {
-          const staged = await this.options.vault.staged(secretName, state.pendingVersion);
+          await provider.revokeStray(state.rotationId, state.newRef);
+          const credential = await staged();
           try {
-            await this.options.minter.mint(entry, { ...staged, version: 'pending' }, []);
+            await this.options.minter.mint(entry, { ...credential, version: 'pending' }, []);
           } catch (error) {
-            // The new credential does not work: remove it, keep the old one, try again later.
-            await provider.revoke(state.newRef);
-            await this.options.vault.discardStaged(secretName, state.pendingVersion);
-            const detail = `verification failed: ${errorSummary(error)}`;
-            const attempts = state.attempts + 1;
-            await move(
-              { step: 'idle', owner: '', leaseUntil: 0, newRef: '', pendingVersion: '', lastError: detail, attempts, nextAttemptAt: this.nextAttempt(attempts) },
-              detail,
-            );
-            throw new VerificationFailed(detail);
+            // Refused: the new credential does not work. Anything else (5xx, timeout) is retried later.
+            if (error instanceof Problem && error.code === 'upstream-refused') await abandon(`verification failed: ${error.detail}`);
+            throw error;
           }
-          await move({ step: 'verified' }, `verified ${state.newRef}`);
+          await write({ step: 'verified' }, `verified ${state.newRef}`);
           await completed('verify');
           break;
         }
         case 'verified': {
-          const staged = await this.options.vault.staged(secretName, state.pendingVersion);
+          const credential = await staged();
           const newVersion = await this.options.vault.store(
             secretName,
-            staged,
+            credential,
             { credentialRef: state.newRef, rotationId: state.rotationId, rotatedAt: new Date(this.now()).toISOString() },
             new Date(this.now() + 2 * policy.rotateAfterDays * DAY_MS),
           );
           this.options.onStored?.(secretName);
           // Grace: the old credential keeps working while tokens and caches minted with it run out.
-          await move(
-            { step: 'stored', newVersion, revokeAfter: this.now() + policy.graceMinutes * 60_000, owner: '', leaseUntil: 0 },
-            `stored as version ${newVersion}`,
-          );
+          await write({ ...release, step: 'stored', newVersion, revokeAfter: this.now() + policy.graceMinutes * 60_000 }, `stored as version ${newVersion}`);
           await completed('store');
-          return current;
+          return current.state;
         }
         case 'stored': {
-          if (this.now() < state.revokeAfter) return current;
+          if (this.now() < state.revokeAfter) {
+            await write(release, undefined);
+            return current.state;
+          }
           if (state.oldRef && state.oldRef !== state.newRef) await provider.revoke(state.oldRef);
           await this.options.vault.discardStaged(secretName, state.pendingVersion);
           const detail = state.oldRef ? `revoked ${state.oldRef}` : 'no broker-made credential to revoke';
-          await move({ step: 'idle', owner: '', leaseUntil: 0, lastRotatedAt: this.now(), attempts: 0, nextAttemptAt: 0, lastError: '' }, detail);
+          await write({ ...release, step: 'idle', lastRotatedAt: this.now(), attempts: 0, nextAttemptAt: 0, lastError: '' }, detail);
           await completed('revoke');
-          return current;
+          // An operator who asked for a rotation gets a new one, not only the end of the previous one.
+          if (!force) return current.state;
+          force = false;
+          await write({}, undefined);
+          break;
         }
       }
     }
+  }
+
+  private async cleanUpAbandoned(
+    provider: RotationProvider,
+    secretName: string,
+    state: () => RotationState,
+    write: (change: Partial<RotationState>, detail: string | undefined) => Promise<void>,
+    keep: Partial<RotationState>,
+  ): Promise<void> {
+    const { abandonedRef, abandonedVersion } = state();
+    if (abandonedRef) await provider.revoke(abandonedRef);
+    if (abandonedVersion) await this.options.vault.discardStaged(secretName, abandonedVersion);
+    await write({ ...keep, abandonedRef: '', abandonedVersion: '' }, `removed the abandoned credential ${abandonedRef || abandonedVersion}`);
   }
 
   private nextAttempt(attempts: number): number {
     return this.now() + Math.min(BASE_BACKOFF_MS * 2 ** (attempts - 1), MAX_BACKOFF_MS);
   }
 
-  private async recordFailure(registry: string, error: unknown): Promise<RotationReport> {
+  private async recordFailure(registry: string, run: Run, error: unknown): Promise<RotationReport> {
     const detail = error instanceof VerificationFailed ? error.message : errorSummary(error);
     this.options.log.error('credential rotation failed', { registry, error: detail });
-    const latest = await this.options.state.read(registry);
-    const attempts = latest.state.attempts + (error instanceof VerificationFailed ? 0 : 1);
-    let state = latest.state;
-    if (!(error instanceof VerificationFailed)) {
+    let state = run.current?.state ?? IDLE;
+    // Only over this run's own last write: another run's rotation is never marked failed.
+    if (run.current && !(error instanceof VerificationFailed)) {
+      const attempts = run.current.state.attempts + 1;
       try {
         ({ state } = await this.options.state.transition(
           registry,
-          latest,
-          {
-            owner: '',
-            leaseUntil: 0,
-            lastError: detail,
-            attempts,
-            nextAttemptAt: this.nextAttempt(attempts),
-          },
-          { rotationId: latest.state.rotationId, instance: this.instanceId, detail: `failed: ${detail}` },
+          run.current,
+          { owner: '', leaseUntil: 0, lastError: detail, attempts, nextAttemptAt: this.nextAttempt(attempts) },
+          { rotationId: run.current.state.rotationId, instance: this.instanceId, detail: `failed: ${detail}` },
         ));
       } catch (recordError) {
-        this.options.log.error('could not record the rotation failure', { registry, error: errorSummary(recordError) });
+        if (!(recordError instanceof LostRace)) this.options.log.error('could not record the rotation failure', { registry, error: errorSummary(recordError) });
       }
     }
     return { registry, outcome: 'failed', step: state.step, rotationId: state.rotationId, detail };
@@ -285,7 +327,15 @@ export class RotationEngine {
         statuses.push({ ...base, currentVersion: undefined, ageDays: undefined, expiresOn: undefined, lastRotatedAt: undefined, nextDueAt: undefined, state: 'idle', lastError: undefined, warning: undefined });
         continue;
       }
-      const [secret, { state }] = await Promise.all([this.options.vault.current(entry.credentialSecret), this.options.state.read(entry.host)]);
+      let secret: CurrentSecret;
+      let state: RotationState;
+      try {
+        [secret, { state }] = await Promise.all([this.options.vault.current(entry.credentialSecret), this.options.state.read(entry.host)]);
+      } catch (error) {
+        // One unreadable secret must not hide the others' state.
+        statuses.push({ ...base, currentVersion: undefined, ageDays: undefined, expiresOn: undefined, lastRotatedAt: undefined, nextDueAt: undefined, state: 'idle', lastError: undefined, warning: `cannot read: ${errorSummary(error)}` });
+        continue;
+      }
       const since = (secret.rotatedAt ?? secret.createdOn)?.getTime();
       const policy = entry.rotation;
       const dueByAge = policy && since !== undefined ? since + policy.rotateAfterDays * DAY_MS : undefined;

@@ -26,6 +26,9 @@ export interface RotationState {
   lastError: string;
   attempts: number;
   nextAttemptAt: number;
+  /** A credential made but not kept (failed verification): revoked before the next rotation begins. */
+  abandonedRef: string;
+  abandonedVersion: string;
 }
 
 export const IDLE: RotationState = {
@@ -42,7 +45,26 @@ export const IDLE: RotationState = {
   lastError: '',
   attempts: 0,
   nextAttemptAt: 0,
+  abandonedRef: '',
+  abandonedVersion: '',
 };
+
+/** Moments are stored as Edm.DateTime: a bare JSON number past 2^31 has no type Table Storage agrees on. */
+const MOMENTS = ['leaseUntil', 'revokeAfter', 'lastRotatedAt', 'nextAttemptAt'] as const;
+
+function toEntity(state: RotationState): Record<string, unknown> {
+  return { ...state, ...Object.fromEntries(MOMENTS.map((key) => [key, new Date(state[key])])) };
+}
+
+function fromEntity(entity: Record<string, unknown>): RotationState {
+  const state: Record<string, unknown> = {};
+  for (const [key, fallback] of Object.entries(IDLE)) {
+    const value = entity[key];
+    if (typeof fallback === 'number') state[key] = value instanceof Date ? value.getTime() : value === undefined ? fallback : Number(value);
+    else state[key] = value === undefined ? fallback : String(value);
+  }
+  return state as unknown as RotationState;
+}
 
 export interface Versioned {
   state: RotationState;
@@ -78,14 +100,13 @@ export class RotationStateStore {
   async read(registry: string): Promise<Versioned> {
     await this.ready();
     try {
-      const entity = await this.table.getEntity<RotationState>(registry, STATE_ROW);
-      const state = Object.fromEntries(Object.keys(IDLE).map((key) => [key, entity[key as keyof RotationState] ?? IDLE[key as keyof RotationState]]));
-      return { state: state as unknown as RotationState, etag: entity.etag };
+      const entity = await this.table.getEntity<Record<string, unknown>>(registry, STATE_ROW);
+      return { state: fromEntity(entity), etag: entity.etag };
     } catch (error) {
       if (tableStatus(error) !== 404) throw error;
     }
     try {
-      const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...IDLE });
+      const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...toEntity(IDLE) });
       return { state: { ...IDLE }, etag: created.etag ?? '' };
     } catch (error) {
       if (tableStatus(error) === 409) return this.read(registry);
@@ -93,14 +114,22 @@ export class RotationStateStore {
     }
   }
 
-  /** Moves the state on, guarded by `etag`; the trail row goes in the same transaction. */
-  async transition(registry: string, from: Versioned, change: Partial<RotationState>, trail: Omit<TrailEntry, 'registry' | 'from' | 'to' | 'time'>): Promise<Versioned> {
+  /**
+   * Moves the state on, guarded by `etag`; the trail row goes in the same transaction. Without a
+   * trail entry it only claims or releases the row (lease bookkeeping, not a step).
+   */
+  async transition(
+    registry: string,
+    from: Versioned,
+    change: Partial<RotationState>,
+    trail: Omit<TrailEntry, 'registry' | 'from' | 'to' | 'time'> | undefined,
+  ): Promise<Versioned> {
     const next: RotationState = { ...from.state, ...change };
     const time = new Date();
-    const actions: TransactionAction[] = [
-      ['update', { partitionKey: registry, rowKey: STATE_ROW, ...next }, 'Replace', { etag: from.etag }],
-      ['create', { partitionKey: registry, rowKey: `trail-${rowKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }],
-    ];
+    const actions: TransactionAction[] = [['update', { partitionKey: registry, rowKey: STATE_ROW, ...toEntity(next) }, 'Replace', { etag: from.etag }]];
+    if (trail) {
+      actions.push(['create', { partitionKey: registry, rowKey: `trail-${rowKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }]);
+    }
     try {
       const result = await this.table.submitTransaction(actions);
       const etag = result.getResponseForEntity(STATE_ROW)?.etag;
