@@ -15,9 +15,12 @@ function contextLogger(context: InvocationContext): Logger {
   };
 }
 
-/** App Service puts the client first in X-Forwarded-For, as `ip:port` for IPv4. */
+/**
+ * The client as App Service's front end saw it: the last X-Forwarded-For entry (the one it appended;
+ * earlier entries come from the client and prove nothing), as `ip:port` for IPv4.
+ */
 function clientIp(request: HttpRequest): string {
-  const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim();
+  const forwarded = request.headers.get('x-forwarded-for')?.split(',').at(-1)?.trim();
   if (!forwarded) return 'unknown';
   const ipv4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(forwarded);
   return (ipv4WithPort?.[1] ?? forwarded).slice(0, 64);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SERVICE_URL_RULE, isAllowedServiceUrl } from '../urlPolicy.js';
+import { SERVICE_URL_RULE, isAllowedServiceUrl, isLoopbackUrl } from '../urlPolicy.js';
 
 const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
 
@@ -76,6 +76,9 @@ const acrSchema = z.strictObject({
   ...reach,
 });
 
+/** ACR login servers, public and sovereign clouds: the broker's own Entra token for ACR goes only there. */
+const ACR_SUFFIXES = ['.azurecr.io', '.azurecr.cn', '.azurecr.us'];
+
 export const catalogSchema = z
   .array(z.discriminatedUnion('kind', [dockerHubSchema, tokenAuthSchema, acrSchema]))
   .min(1)
@@ -83,6 +86,10 @@ export const catalogSchema = z
   .superRefine((entries, ctx) => {
     const seen = new Set<string>();
     entries.forEach((entry, index) => {
+      const loopback = entry.endpoint !== undefined && isLoopbackUrl(new URL(entry.endpoint));
+      if (entry.kind === 'acr' && !loopback && !ACR_SUFFIXES.some((suffix) => entry.host.endsWith(suffix))) {
+        ctx.addIssue({ code: 'custom', path: [index, 'host'], message: `an acr registry must be an ACR login server (${ACR_SUFFIXES.join(', ')})` });
+      }
       if (seen.has(entry.host)) ctx.addIssue({ code: 'custom', path: [index, 'host'], message: `duplicate host ${entry.host}` });
       seen.add(entry.host);
     });

@@ -16,7 +16,7 @@ function invoke(routeName: string, init: { method: string; path: string; headers
   const request = new azureFunctions.HttpRequest({
     method: init.method,
     url: `https://broker.example/api/${init.path}`,
-    headers: { 'x-forwarded-for': '203.0.113.7:5555, 10.0.0.1', ...init.headers },
+    headers: { 'x-forwarded-for': '198.51.100.66, 203.0.113.7:5555', ...init.headers },
     ...(init.body === undefined ? {} : { body: { string: init.body } }),
     params: init.params ?? {},
   });

@@ -45,6 +45,8 @@ describe('loadConfig', () => {
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'bad/name' }]) }],
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'x', endpoint: 'http://10.0.0.5:5000' }]) }],
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'a' }, { kind: 'token-auth', host: 'X.io', credentialSecret: 'b' }]) }],
+    ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'acr', host: 'myreg.evil.example' }]) }],
+    ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'x', endpont: 'https://typo' }]) }],
     ['MAX_TTL_SECONDS', { MAX_TTL_SECONDS: 'forever' }],
     ['MAX_TTL_SECONDS', { MAX_TTL_SECONDS: '10' }],
   ])('names %s when it is bad', (setting, change) => {
