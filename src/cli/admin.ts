@@ -1,7 +1,7 @@
 import { DefaultAzureCredential } from '@azure/identity';
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { callBroker, callerToken, CliError, requestBroker } from './brokerClient.js';
+import { BROKER_OPTIONS, brokerTarget, callBroker, callerToken, CliError, requestBroker } from './brokerClient.js';
 import { table } from './table.js';
 
 /**
@@ -62,9 +62,7 @@ export async function runAdmin(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      broker: { type: 'string' },
-      audience: { type: 'string' },
-      json: { type: 'boolean' },
+      ...BROKER_OPTIONS,
       since: { type: 'string' },
       'object-id': { type: 'string', multiple: true },
       'app-id': { type: 'string', multiple: true },
@@ -87,9 +85,7 @@ export async function runAdmin(argv: string[]): Promise<void> {
     process.stdout.write(ADMIN_USAGE);
     return;
   }
-  const broker = (values.broker as string | undefined) ?? process.env.REGISTRY_BROKER_URL;
-  const audience = (values.audience as string | undefined) ?? process.env.REGISTRY_BROKER_AUDIENCE;
-  if (!broker || !audience) throw new CliError(`missing --broker or --audience\n\n${ADMIN_USAGE}`, 2);
+  const { broker, audience } = brokerTarget(values, ADMIN_USAGE);
   const bearer = await callerToken(new DefaultAzureCredential(), audience);
   const call = <T>(path: string, init?: { method?: string; body?: unknown; headers?: Record<string, string> }) => callBroker<T>(broker, path, bearer, init);
   const grantPath = (id: string) => `/v1/admin/grants/${encodeURIComponent(id)}`;

@@ -21,6 +21,21 @@ export class CliError extends Error {
   }
 }
 
+/** Options every command takes: where the broker is and which audience its tokens must have. */
+export const BROKER_OPTIONS = {
+  broker: { type: 'string' },
+  audience: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export function brokerTarget(values: { broker?: unknown; audience?: unknown }, usage: string): { broker: string; audience: string } {
+  const broker = (values.broker as string | undefined) ?? process.env.REGISTRY_BROKER_URL;
+  const audience = (values.audience as string | undefined) ?? process.env.REGISTRY_BROKER_AUDIENCE;
+  if (!broker) throw new CliError(`missing --broker (or REGISTRY_BROKER_URL)\n\n${usage}`, 2);
+  if (!audience) throw new CliError(`missing --audience (or REGISTRY_BROKER_AUDIENCE)\n\n${usage}`, 2);
+  return { broker, audience };
+}
+
 export function managedIdentity(clientId: string | undefined): TokenCredential {
   return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { callBroker, callerToken, CliError, managedIdentity, type IssuedCredential } from './brokerClient.js';
+import { BROKER_OPTIONS, brokerTarget, callBroker, callerToken, CliError, managedIdentity, type IssuedCredential } from './brokerClient.js';
 import { ADMIN_USAGE, runAdmin } from './admin.js';
 import { dockerConfigPath, writeRegistryToken } from './dockerConfig.js';
 
@@ -33,8 +33,7 @@ function required(value: string | undefined, name: string): string {
 }
 
 async function issue(values: Record<string, string | string[] | boolean | undefined>): Promise<IssuedCredential> {
-  const broker = required((values.broker as string | undefined) ?? process.env.REGISTRY_BROKER_URL, 'broker');
-  const audience = required((values.audience as string | undefined) ?? process.env.REGISTRY_BROKER_AUDIENCE, 'audience');
+  const { broker, audience } = brokerTarget(values, USAGE);
   const registry = required(values.registry as string | undefined, 'registry');
   const scopes = (values.scope as string[] | undefined) ?? [];
   if (scopes.length === 0) throw new CliError(`missing --scope\n\n${USAGE}`, 2);
@@ -48,13 +47,11 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      broker: { type: 'string' },
-      audience: { type: 'string' },
+      ...BROKER_OPTIONS,
       registry: { type: 'string' },
       scope: { type: 'string', multiple: true },
       'client-id': { type: 'string' },
       'config-dir': { type: 'string' },
-      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
