@@ -38,22 +38,16 @@ export const tokenResponseSchema = z.object({
   dockerConfig: z.object({ auths: z.record(z.string(), z.object({ registrytoken: z.string() })) }),
 });
 
-/** What the caller asked for, as far as it could be read, for the audit record even when invalid. */
-function requestedScopes(body: string): string[] {
+/** What the caller asked for, as far as it could be read: the audit records it even when invalid. */
+function whatWasAsked(body: string): { registry: string | undefined; scopes: string[] } {
   try {
-    const scopes = (JSON.parse(body) as { scopes?: unknown }).scopes;
-    return Array.isArray(scopes) ? scopes.slice(0, 20).map((scope) => String(scope).slice(0, 300)) : [];
+    const { registry, scopes } = JSON.parse(body) as { registry?: unknown; scopes?: unknown };
+    return {
+      registry: typeof registry === 'string' ? registry.slice(0, 253) : undefined,
+      scopes: Array.isArray(scopes) ? scopes.slice(0, 20).map((scope) => String(scope).slice(0, 300)) : [],
+    };
   } catch {
-    return [];
-  }
-}
-
-function requestedRegistry(body: string): string | undefined {
-  try {
-    const registry = (JSON.parse(body) as { registry?: unknown }).registry;
-    return typeof registry === 'string' ? registry.slice(0, 253) : undefined;
-  } catch {
-    return undefined;
+    return { registry: undefined, scopes: [] };
   }
 }
 
@@ -67,20 +61,20 @@ const issue: Handler<Services> = async (request, { services, log }) => {
   let caller: CallerIdentity | undefined;
   let body = '';
   const base = (): Omit<IssuanceRecord, 'outcome' | 'reason' | 'status'> => {
-    const registry = requestedRegistry(body);
+    const asked = whatWasAsked(body);
     return {
-    issuanceId,
-    requestId: request.requestId,
-    time: new Date(started),
-    tenantId: caller?.tenantId,
-    objectId: caller?.objectId,
-    appId: caller?.appId,
-    registry: registry === undefined ? undefined : services.issuer.canonicalHost(registry),
-    requestedScopes: requestedScopes(body),
-    grantedScopes: [],
-    grantIds: [],
-    latencyMs: Date.now() - started,
-    clientIp: request.clientIp,
+      issuanceId,
+      requestId: request.requestId,
+      time: new Date(started),
+      tenantId: caller?.tenantId,
+      objectId: caller?.objectId,
+      appId: caller?.appId,
+      registry: asked.registry === undefined ? undefined : services.issuer.canonicalHost(asked.registry),
+      requestedScopes: asked.scopes,
+      grantedScopes: [],
+      grantIds: [],
+      latencyMs: Date.now() - started,
+      clientIp: request.clientIp,
     };
   };
 
