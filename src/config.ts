@@ -35,6 +35,7 @@ const settingsSchema = z
     MAX_TTL_SECONDS: seconds(60, 86_400, 5400),
     CREDENTIAL_CACHE_SECONDS: seconds(1, 3600, 300),
     CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
+    CALLER_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   })
   .superRefine((settings, ctx) => {
     // The old credential must keep working until every token minted with it, and every cached copy, is gone.
@@ -79,6 +80,7 @@ export interface BrokerConfig {
   maxTtlSeconds: number;
   credentialCacheMs: number;
   credentialStaleMs: number;
+  callerRatePerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -115,5 +117,6 @@ export function loadConfig(env: Record<string, string | undefined>): BrokerConfi
     maxTtlSeconds: s.MAX_TTL_SECONDS,
     credentialCacheMs: s.CREDENTIAL_CACHE_SECONDS * 1000,
     credentialStaleMs: s.CREDENTIAL_STALE_SECONDS * 1000,
+    callerRatePerMinute: s.CALLER_RATE_PER_MINUTE,
   };
 }

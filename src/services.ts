@@ -17,6 +17,7 @@ import { RotationStateStore } from './credentials/rotation/rotationState.js';
 import { UpstreamCredentials } from './credentials/upstreamCredentials.js';
 import { GrantStore } from './grants/store.js';
 import { HealthCheck } from './health.js';
+import { CallerRateLimit } from './issuance/callerRateLimit.js';
 import { TokenIssuer } from './issuance/tokenIssuer.js';
 import type { Logger } from './logger.js';
 import { RegistryCatalog } from './registries/catalog.js';
@@ -33,6 +34,7 @@ export interface Services {
   config: BrokerConfig;
   log: Logger;
   callerTokens: CallerTokenValidator;
+  rateLimit: CallerRateLimit;
   grants: GrantStore;
   blocks: BlockStore;
   issuer: TokenIssuer;
@@ -86,6 +88,7 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     config,
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
+    rateLimit: new CallerRateLimit(config.callerRatePerMinute),
     grants,
     blocks,
     issuer: new TokenIssuer(

@@ -4,7 +4,7 @@ import { tokenFingerprint, type IssuanceRecord } from '../audit/issuanceRecord.j
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { parseBody } from '../http/body.js';
 import { json, problemResponse } from '../http/dispatch.js';
-import { asProblem, Problem } from '../http/problem.js';
+import { asProblem, Problem, problems } from '../http/problem.js';
 import { errorSummary } from '../logger.js';
 import type { ApiResponse, Handler, Route } from '../http/types.js';
 import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';
@@ -82,6 +82,8 @@ const issue: Handler<Services> = async (request, { services, log }) => {
   try {
     // Who is asking comes first: an unauthenticated body is never read, and every later denial names the caller.
     caller = await services.callerTokens.validate(request.headers.get('authorization'));
+    const allowance = services.rateLimit.take(`${caller.tenantId}/${caller.objectId}`);
+    if (!allowance.allowed) throw problems.rateLimited(allowance.retryAfterSeconds);
     body = await request.text();
     const input = parseBody(body, tokenRequestSchema);
     const issued = await services.issuer.issue(caller, input, new Date(started));
@@ -144,6 +146,7 @@ export const tokensRoute: Route<Services> = {
         403: { description: 'A requested action is not granted' },
         404: { description: 'The registry is not in the catalog' },
         413: { description: 'Body over 16 KiB' },
+        429: { description: 'This identity asked too often (CALLER_RATE_PER_MINUTE)', headers: { 'Retry-After': 'seconds' } },
         502: { description: 'The registry refused the broker or broke' },
         503: { description: 'A dependency is down (audit table, Key Vault, Entra metadata)', headers: { 'Retry-After': 'seconds' } },
         504: { description: 'The registry did not answer in time' },

@@ -67,6 +67,10 @@ export const problems = {
     new Problem(413, 'payload-too-large', 'Request body too large', `The body must be at most ${limit} bytes.`),
   unsupportedMediaType: () =>
     new Problem(415, 'unsupported-media-type', 'Unsupported media type', 'Send the body as application/json.'),
+  rateLimited: (retryAfterSeconds: number) =>
+    new Problem(429, 'rate-limited', 'Too many requests', `This identity asked too often; retry in ${retryAfterSeconds} s.`, {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    }),
   preconditionRequired: (detail: string) =>
     new Problem(428, 'precondition-required', 'Precondition required', detail),
   upstreamRefused: (detail: string) => new Problem(502, 'upstream-refused', 'The upstream registry refused', detail),

@@ -83,3 +83,17 @@ describe('RefreshingCache', () => {
     expect(await cache.get('k')).toBe('after');
   });
 });
+
+describe('CallerRateLimit', () => {
+  it('allows a burst of perMinute, then refills at perMinute per minute, per caller', async () => {
+    const { CallerRateLimit } = await import('../../src/issuance/callerRateLimit.js');
+    const time = clock();
+    const limit = new CallerRateLimit(6, time.now);
+    for (let i = 0; i < 6; i++) expect(limit.take('a')).toEqual({ allowed: true });
+    expect(limit.take('a')).toEqual({ allowed: false, retryAfterSeconds: 10 });
+    expect(limit.take('b')).toEqual({ allowed: true });
+    time.advance(10_000);
+    expect(limit.take('a')).toEqual({ allowed: true });
+    expect(limit.take('a').allowed).toBe(false);
+  });
+});

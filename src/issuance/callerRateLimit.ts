@@ -1,0 +1,35 @@
+import { LRUCache } from 'lru-cache';
+
+interface Bucket {
+  tokens: number;
+  refilledAt: number;
+}
+
+/** Callers remembered per instance; the least recently seen are forgotten first (and start full). */
+const MAX_CALLERS = 10_000;
+
+/**
+ * A token bucket per caller identity and instance: `perMinute` requests a minute, in bursts of up to
+ * as many. It keeps one misbehaving workload from spending everyone's Key Vault and registry quotas.
+ */
+export class CallerRateLimit {
+  private readonly buckets = new LRUCache<string, Bucket>({ max: MAX_CALLERS });
+
+  constructor(
+    private readonly perMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes one request's worth; answers how many seconds to wait when there is none left. */
+  take(caller: string): { allowed: true } | { allowed: false; retryAfterSeconds: number } {
+    const now = this.now();
+    const bucket = this.buckets.get(caller) ?? { tokens: this.perMinute, refilledAt: now };
+    const refilled = Math.min(this.perMinute, bucket.tokens + ((now - bucket.refilledAt) / 60_000) * this.perMinute);
+    if (refilled < 1) {
+      this.buckets.set(caller, { tokens: refilled, refilledAt: now });
+      return { allowed: false, retryAfterSeconds: Math.ceil(((1 - refilled) * 60) / this.perMinute) };
+    }
+    this.buckets.set(caller, { tokens: refilled - 1, refilledAt: now });
+    return { allowed: true };
+  }
+}
