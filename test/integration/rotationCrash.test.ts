@@ -32,7 +32,7 @@ async function expectCompleteTrail(rotationId: string) {
   expect(trail.map((r) => `${String(r.from)}→${String(r.to)}`)).toEqual(['idle→creating', 'creating→created', 'created→verified', 'verified→stored', 'stored→idle']);
 }
 
-describe.each<CompletedStep>(['create', 'verify', 'store', 'revoke'])('stopped after %s', (step) => {
+describe.each<CompletedStep>(['upstream-create', 'create', 'verify', 'store', 'revoke'])('stopped after %s', (step) => {
   it('resumes on another instance and ends with one working credential', async () => {
     const crashed = h.sandbox.services.makeRotationEngine({
       now: clock.now,
@@ -52,7 +52,7 @@ describe.each<CompletedStep>(['create', 'verify', 'store', 'revoke'])('stopped a
 
     const successor = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: `successor-${step}` });
     // While the crashed instance's lease lasts, nobody else touches the rotation.
-    if (step === 'create' || step === 'verify') {
+    if (step === 'upstream-create' || step === 'create' || step === 'verify') {
       expect(await successor.rotate(host, { force: false })).toMatchObject({ outcome: 'busy' });
     }
     clock.advanceMinutes(LEASE_MINUTES + 1);
@@ -101,8 +101,8 @@ describe('concurrent runs', () => {
     const crashed = h.sandbox.services.makeRotationEngine({
       now: clock.now,
       instanceId: 'crashed',
-      afterStep: async () => {
-        throw new Error('died');
+      afterStep: async (completed) => {
+        if (completed === 'create') throw new Error('died');
       },
     });
     await expect(crashed.rotate(host, { force: true })).rejects.toThrow('died');

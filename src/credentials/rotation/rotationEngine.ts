@@ -17,7 +17,8 @@ import { IDLE, LostRace, type RotationState, type RotationStateStore, type Rotat
  * step it reached, and two instances can never both move the same credential. A failure keeps the
  * old credential in place, records why, and is retried with backoff.
  */
-export type CompletedStep = 'create' | 'verify' | 'store' | 'revoke';
+/** `upstream-create`: the new credential exists upstream but is not recorded anywhere yet. */
+export type CompletedStep = 'upstream-create' | 'create' | 'verify' | 'store' | 'revoke';
 
 export interface RotationReport {
   registry: string;
@@ -209,6 +210,7 @@ export class RotationEngine {
             currentRef: state.oldRef || undefined,
             expiresAt: new Date(this.now() + 2 * policy.rotateAfterDays * DAY_MS),
           });
+          await completed('upstream-create');
           let pendingVersion = '';
           try {
             pendingVersion = await this.options.vault.stage(
