@@ -63,11 +63,19 @@ const dockerHubSchema = z.strictObject({
   ...common,
 });
 
-const tokenAuthSchema = z.strictObject({
-  kind: z.literal('token-auth'),
-  host: registryHostSchema,
-  ...common,
-});
+const tokenAuthSchema = z
+  .strictObject({
+    kind: z.literal('token-auth'),
+    host: registryHostSchema,
+    /**
+     * Pins the token service instead of discovering it from the registry's `/v2/` challenge: the
+     * stored password then never goes anywhere but here, whatever the registry names.
+     */
+    realm: serviceUrl.optional(),
+    service: z.string().min(1).max(253).optional(),
+    ...common,
+  })
+  .refine((entry) => (entry.realm === undefined) === (entry.service === undefined), { message: 'set both realm and service, or neither', path: ['realm'] });
 
 /** Azure Container Registry: no stored secret; the broker's managed identity is exchanged for ACR tokens. */
 const acrSchema = z.strictObject({
@@ -138,7 +146,7 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
     host: config.host,
     credentialSecret: config.kind === 'acr' ? undefined : config.credentialSecret,
     baseUrl: config.endpoint ?? `https://${config.host}`,
-    knownChallenge: undefined,
+    knownChallenge: config.kind === 'token-auth' && config.realm && config.service ? { realm: config.realm, service: config.service } : undefined,
     timeoutMs,
     dockerConfigKey: config.host,
     rotation: config.kind === 'acr' ? undefined : config.rotation,

@@ -30,6 +30,15 @@ describe('RegistryCatalog', () => {
     expect(catalog.find('127.0.0.1:5000')?.timeoutMs).toBe(3000);
   });
 
+  it('uses a pinned realm instead of discovering one, and wants both realm and service', () => {
+    const pinned = new RegistryCatalog(
+      catalogSchema.parse([{ kind: 'token-auth', host: 'quay.io', credentialSecret: 'q', realm: 'https://quay.io/v2/auth', service: 'quay.io' }]),
+    );
+    expect(pinned.find('quay.io')?.knownChallenge).toEqual({ realm: 'https://quay.io/v2/auth', service: 'quay.io' });
+    expect(catalogSchema.safeParse([{ kind: 'token-auth', host: 'quay.io', credentialSecret: 'q', realm: 'https://quay.io/v2/auth' }]).success).toBe(false);
+    expect(catalogSchema.safeParse([{ kind: 'token-auth', host: 'quay.io', credentialSecret: 'q', realm: 'http://quay.io/v2/auth', service: 'quay.io' }]).success).toBe(false);
+  });
+
   it('does not know registries outside the catalog', () => {
     expect(catalog.find('quay.io')).toBeUndefined();
     expect(catalog.find('ghcr.io.evil.example')).toBeUndefined();
