@@ -2,6 +2,7 @@ import azureFunctions from '@azure/functions';
 import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import { MAX_BODY_BYTES, allowedMethods, dispatch } from './http/dispatch.js';
 import { problems } from './http/problem.js';
+import { readAtMost } from './http/readAtMost.js';
 import type { ApiRequest, Route } from './http/types.js';
 import type { Logger } from './logger.js';
 
@@ -36,15 +37,7 @@ export function toApiRequest(request: HttpRequest, context: InvocationContext): 
     clientIp: clientIp(request),
     text: async () => {
       if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
-      // A chunked body has no length up front: read it with a running count, never past the limit.
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      for await (const chunk of request.body ?? []) {
-        size += chunk.byteLength;
-        if (size > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks).toString('utf8');
+      return readAtMost(request.body, MAX_BODY_BYTES, () => problems.payloadTooLarge(MAX_BODY_BYTES));
     },
   };
 }

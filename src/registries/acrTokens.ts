@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import type { RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
-import { readJson, upstreamFetch } from './upstreamHttp.js';
+import { tokenEndpointAnswer, upstreamFetch } from './upstreamHttp.js';
 import { jwtExpiry, type UpstreamToken } from './upstreamTokens.js';
 
 /** The Entra resource ACR accepts at /oauth2/exchange. */
@@ -47,16 +47,15 @@ export class AcrTokenClient {
     const requestedAt = Date.now();
     // Minting a token changes nothing at the registry: safe to repeat.
     const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/token`, form, deadline, registry: entry.host, idempotent: true });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      this.refreshTokens.delete(entry.host);
-      throw problems.upstreamRefused(`${entry.host} refused the broker's ACR refresh token at /oauth2/token (HTTP ${response.status}).`);
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw problems.upstreamBroken(`${entry.host} answered HTTP ${response.status} at /oauth2/token.`);
-    }
-    const parsed = accessSchema.safeParse(await readJson(response, entry.host));
+    const answer = await tokenEndpointAnswer(response, entry.host, {
+      refused: (status) => {
+        // A refused refresh token is no use any more: the next request exchanges afresh.
+        this.refreshTokens.delete(entry.host);
+        return `${entry.host} refused the broker's ACR refresh token at /oauth2/token (HTTP ${status}).`;
+      },
+      broken: (status) => `${entry.host} answered HTTP ${status} at /oauth2/token.`,
+    });
+    const parsed = accessSchema.safeParse(answer);
     if (!parsed.success) throw problems.upstreamBroken(`${entry.host} gave no access token.`);
     const token = parsed.data.access_token;
     return { token, expiresAt: new Date(jwtExpiry(token) ?? requestedAt + FALLBACK_LIFETIME_MS) };
@@ -84,17 +83,12 @@ export class AcrTokenClient {
     }
     const form = new URLSearchParams({ grant_type: 'access_token', service: entry.host, tenant: this.tenantId, access_token: entraToken });
     const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/exchange`, form, deadline, registry: entry.host, idempotent: true });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      throw problems.upstreamRefused(
-        `${entry.host} refused the broker's Entra token at /oauth2/exchange (HTTP ${response.status}): check that the broker's identity has a role on the registry and that the token is for ${ACR_SCOPE.replace('/.default', '')}.`,
-      );
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw problems.upstreamBroken(`${entry.host} answered HTTP ${response.status} at /oauth2/exchange.`);
-    }
-    const parsed = refreshSchema.safeParse(await readJson(response, entry.host));
+    const answer = await tokenEndpointAnswer(response, entry.host, {
+      refused: (status) =>
+        `${entry.host} refused the broker's Entra token at /oauth2/exchange (HTTP ${status}): check that the broker's identity has a role on the registry and that the token is for ${ACR_SCOPE.replace('/.default', '')}.`,
+      broken: (status) => `${entry.host} answered HTTP ${status} at /oauth2/exchange.`,
+    });
+    const parsed = refreshSchema.safeParse(answer);
     if (!parsed.success) throw problems.upstreamBroken(`${entry.host} gave no refresh token.`);
     const token = parsed.data.refresh_token;
     const expiresAt = jwtExpiry(token) ?? Date.now() + FALLBACK_LIFETIME_MS;

@@ -1,4 +1,5 @@
 import { Problem, problems } from '../http/problem.js';
+import { readAtMost } from '../http/readAtMost.js';
 
 /**
  * HTTP to an upstream registry under one deadline: retries 429 and 5xx with exponential backoff,
@@ -78,19 +79,29 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
 const MAX_BODY_BYTES = 256 * 1024;
 
 async function readCapped(response: Response, registry: string): Promise<string> {
+  const oversized = () => problems.upstreamBroken(`${registry} answered with an oversized body.`);
   if (Number(response.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) {
     await response.body?.cancel();
-    throw problems.upstreamBroken(`${registry} answered with an oversized body.`);
+    throw oversized();
   }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body ?? []) {
-    size += chunk.byteLength;
-    // Leaving the loop cancels the stream: the rest of the body is never read.
-    if (size > MAX_BODY_BYTES) throw problems.upstreamBroken(`${registry} answered with an oversized body.`);
-    chunks.push(chunk);
+  return readAtMost(response.body, MAX_BODY_BYTES, oversized);
+}
+
+/**
+ * The JSON answer of a token endpoint. 401/403 mean the registry refused what the broker presented;
+ * any other failure status means it broke. Neither body is read: upstream bodies are never passed on.
+ */
+export async function tokenEndpointAnswer(
+  response: Response,
+  registry: string,
+  explain: { refused: (status: number) => string; broken: (status: number) => string },
+): Promise<unknown> {
+  if (!response.ok) {
+    await response.body?.cancel();
+    const refused = response.status === 401 || response.status === 403;
+    throw refused ? problems.upstreamRefused(explain.refused(response.status)) : problems.upstreamBroken(explain.broken(response.status));
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return readJson(response, registry);
 }
 
 /** Reads a JSON body under the same deadline (a registry can hang after the headers too), at most 256 KiB. */

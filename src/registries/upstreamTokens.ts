@@ -6,7 +6,7 @@ import { RefreshingCache } from '../refreshingCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 import type { Challenge, RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
-import { readJson, upstreamFetch } from './upstreamHttp.js';
+import { tokenEndpointAnswer, upstreamFetch } from './upstreamHttp.js';
 import { parseWwwAuthenticate } from './wwwAuthenticate.js';
 
 export interface UpstreamToken {
@@ -52,15 +52,11 @@ export class UpstreamTokenMinter {
       deadline,
       registry: entry.host,
     });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      throw problems.upstreamRefused(`${entry.host} refused the broker's stored credential (HTTP ${response.status}).`);
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw problems.upstreamBroken(`${entry.host}'s token service answered HTTP ${response.status}.`);
-    }
-    const parsed = tokenResponseSchema.safeParse(await readJson(response, entry.host));
+    const answer = await tokenEndpointAnswer(response, entry.host, {
+      refused: (status) => `${entry.host} refused the broker's stored credential (HTTP ${status}).`,
+      broken: (status) => `${entry.host}'s token service answered HTTP ${status}.`,
+    });
+    const parsed = tokenResponseSchema.safeParse(answer);
     if (!parsed.success) throw problems.upstreamBroken(`${entry.host}'s token service gave no usable token.`);
     const token = (parsed.data.token ?? parsed.data.access_token)!;
     const lifetimeMs = (parsed.data.expires_in ?? DEFAULT_LIFETIME_SECONDS) * 1000;
