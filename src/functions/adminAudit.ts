@@ -29,7 +29,7 @@ const search: Handler<Services> = async (request, { services }) => {
   await adminCaller(request, services);
   const query = parseQuery(request.url, auditQuerySchema);
   const page = await services.adminAudit.search(query);
-  return json(200, JSON.parse(JSON.stringify(page)) as unknown);
+  return json(200, page);
 };
 
 export const adminAuditRoute: Route<Services> = {

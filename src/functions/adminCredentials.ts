@@ -25,7 +25,7 @@ const rotationReportSchema = z.object({ registry: z.string(), outcome: z.string(
 const list: Handler<Services> = async (request, { services }) => {
   await adminCaller(request, services);
   const statuses = await services.rotation.status();
-  return json(200, { credentials: statuses.map((status) => JSON.parse(JSON.stringify(status)) as unknown) });
+  return json(200, { credentials: statuses });
 };
 
 const rotate: Handler<Services> = async (request, { services, log }) => {

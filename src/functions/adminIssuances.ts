@@ -44,7 +44,7 @@ const search: Handler<Services> = async (request, { services }) => {
   await adminCaller(request, services);
   const query = parseQuery(request.url, issuanceQuerySchema);
   const page = await services.issuanceSearch.search(query);
-  return json(200, JSON.parse(JSON.stringify(page)) as unknown);
+  return json(200, page);
 };
 
 export const adminIssuancesRoute: Route<Services> = {

@@ -1,11 +1,18 @@
 import type { z } from 'zod';
 import { problems, type FieldError } from './problem.js';
 
-export function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
+function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
   return issues.slice(0, 20).map((issue) => ({
     path: issue.path.map(String).join('.') || '(body)',
     message: issue.message,
   }));
+}
+
+function validated<T extends z.ZodType>(value: unknown, schema: T): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const errors = fieldErrors(parsed.error.issues);
+  throw problems.badRequest(errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors);
 }
 
 /** Parses and validates a JSON body at the edge; everything past this trusts the types. */
@@ -16,12 +23,7 @@ export function parseBody<T extends z.ZodType>(text: string, schema: T): z.infer
   } catch {
     throw problems.badRequest('The body is not valid JSON.');
   }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error.issues);
-    throw problems.badRequest(errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors);
-  }
-  return parsed.data;
+  return validated(value, schema);
 }
 
 /** Validates query parameters at the edge; a repeated parameter is refused rather than guessed at. */
@@ -31,10 +33,5 @@ export function parseQuery<T extends z.ZodType>(url: URL, schema: T): z.infer<T>
     if (name in values) throw problems.badRequest(`Query parameter "${name.slice(0, 40)}" is given twice.`);
     values[name] = value;
   }
-  const parsed = schema.safeParse(values);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error.issues);
-    throw problems.badRequest(errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors);
-  }
-  return parsed.data;
+  return validated(values, schema);
 }

@@ -37,7 +37,7 @@ export class DockerHubProvider implements RotationProvider {
 
   async revoke(ref: string): Promise<void> {
     const { bearer } = await this.signIn();
-    await this.call('DELETE', `/v2/access-tokens/${encodeURIComponent(ref)}`, bearer, undefined, [404]);
+    await this.revokeWith(bearer, ref);
   }
 
   async revokeStray(rotationId: string, keep: string | undefined): Promise<void> {
@@ -53,6 +53,7 @@ export class DockerHubProvider implements RotationProvider {
     }
   }
 
+  /** Deleting a token that is already gone succeeds: revocation is safe to repeat after a crash. */
   private async revokeWith(bearer: string, uuid: string): Promise<void> {
     await this.call('DELETE', `/v2/access-tokens/${encodeURIComponent(uuid)}`, bearer, undefined, [404]);
   }

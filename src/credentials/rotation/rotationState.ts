@@ -139,14 +139,4 @@ export class RotationStateStore {
       throw error;
     }
   }
-
-  async trail(registry: string): Promise<TrailEntry[]> {
-    await this.ready();
-    const entries: TrailEntry[] = [];
-    const filter = `PartitionKey eq '${registry.replaceAll("'", "''")}' and RowKey ge 'trail-' and RowKey lt 'trail.'`;
-    for await (const entity of this.table.listEntities<TrailEntry>({ queryOptions: { filter } })) {
-      entries.push({ time: entity.time, registry, rotationId: entity.rotationId, from: entity.from, to: entity.to, instance: entity.instance, detail: entity.detail });
-    }
-    return entries.reverse();
-  }
 }
