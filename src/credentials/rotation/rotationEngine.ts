@@ -33,14 +33,14 @@ export interface CredentialStatus {
   kind: string;
   provider: string;
   credentialSecret: string | undefined;
-  currentVersion: string | undefined;
-  ageDays: number | undefined;
-  expiresOn: string | undefined;
-  lastRotatedAt: string | undefined;
-  nextDueAt: string | undefined;
+  currentVersion?: string;
+  ageDays?: number;
+  expiresOn?: string;
+  lastRotatedAt?: string;
+  nextDueAt?: string;
   state: RotationStep;
-  lastError: string | undefined;
-  warning: string | undefined;
+  lastError?: string;
+  warning?: string;
 }
 
 export interface RotationEngineOptions {
@@ -326,7 +326,7 @@ export class RotationEngine {
         credentialSecret: entry.credentialSecret,
       };
       if (!entry.credentialSecret) {
-        statuses.push({ ...base, currentVersion: undefined, ageDays: undefined, expiresOn: undefined, lastRotatedAt: undefined, nextDueAt: undefined, state: 'idle', lastError: undefined, warning: undefined });
+        statuses.push({ ...base, state: 'idle' });
         continue;
       }
       let secret: CurrentSecret;
@@ -335,7 +335,7 @@ export class RotationEngine {
         [secret, { state }] = await Promise.all([this.options.vault.current(entry.credentialSecret), this.options.state.read(entry.host)]);
       } catch (error) {
         // One unreadable secret must not hide the others' state.
-        statuses.push({ ...base, currentVersion: undefined, ageDays: undefined, expiresOn: undefined, lastRotatedAt: undefined, nextDueAt: undefined, state: 'idle', lastError: undefined, warning: `cannot read: ${errorSummary(error)}` });
+        statuses.push({ ...base, state: 'idle', warning: `cannot read: ${errorSummary(error)}` });
         continue;
       }
       const since = (secret.rotatedAt ?? secret.createdOn)?.getTime();
