@@ -17,7 +17,11 @@ export interface RegistryTokenServer {
   issuer: string;
   /** PEM certificate for the registry's `auth.token.rootcertbundle`. */
   rootCertificatePem: string;
-  addAccount(username: string, password: string): void;
+  /**
+   * Accepts `password` for `username`. With `allows`, a token minted with it grants only the
+   * requested actions `allows` accepts, the way Docker Hub narrows a token to what its account may do.
+   */
+  addAccount(username: string, password: string, allows?: AccessRule): void;
   removePassword(username: string, password: string): void;
   failNext(count: number, status: number, retryAfterSeconds?: number): void;
   setHang(hang: boolean): void;
@@ -57,6 +61,10 @@ export function libtrustKeyId(spkiDer: Uint8Array): string {
 
 const ACTIONS = new Set(['pull', 'push', 'delete', '*']);
 
+/** What one stored password may do: consulted per requested (repository, action). */
+export type AccessRule = (repository: string, action: string) => boolean;
+const ANYTHING: AccessRule = () => true;
+
 function parseScopes(scopes: string[]): { type: string; name: string; actions: string[] }[] {
   return scopes.flatMap((scope) => {
     const [type, name, actions] = scope.split(':');
@@ -92,7 +100,7 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
   });
   const spki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keys.publicKey));
   const kid = libtrustKeyId(spki);
-  const accounts = new Map<string, Set<string>>();
+  const accounts = new Map<string, Map<string, AccessRule>>();
   let failures: { remaining: number; status: number; retryAfter?: number } = { remaining: 0, status: 500 };
   let hang = false;
   let lifetime = 300;
@@ -167,11 +175,16 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
       return sendJson(response, failures.status, { details: 'injected failure' }, headers);
     }
     const credentials = basicCredentials(request.headers.authorization);
-    if (!credentials || !accounts.get(credentials.username)?.has(credentials.password)) {
+    const allows = credentials ? accounts.get(credentials.username)?.get(credentials.password) : undefined;
+    if (!credentials || !allows) {
       return sendJson(response, 401, { details: 'incorrect username or password' });
     }
     if (url.searchParams.get('service') !== service) return sendJson(response, 400, { details: 'unknown service' });
-    const token = await sign({ access: parseScopes(url.searchParams.getAll('scope')) }, service, credentials.username, lifetime);
+    // Like Docker Hub and distribution's token servers: what the account may not do is left out, not refused.
+    const access = parseScopes(url.searchParams.getAll('scope'))
+      .map((scope) => ({ ...scope, actions: scope.actions.filter((action) => allows(scope.name, action)) }))
+      .filter((scope) => scope.actions.length > 0);
+    const token = await sign({ access }, service, credentials.username, lifetime);
     sendJson(response, 200, { token, access_token: token, expires_in: lifetime, issued_at: new Date().toISOString() });
   }, options.port);
 
@@ -181,7 +194,11 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
     service,
     issuer,
     rootCertificatePem: certificate.toString('pem'),
-    addAccount: (username, password) => accounts.set(username, new Set([...(accounts.get(username) ?? []), password])),
+    addAccount: (username, password, allows = ANYTHING) => {
+      const passwords = accounts.get(username) ?? new Map<string, AccessRule>();
+      passwords.set(password, allows);
+      accounts.set(username, passwords);
+    },
     removePassword: (username, password) => accounts.get(username)?.delete(password),
     failNext: (count, status, retryAfter) => {
       failures = { remaining: count, status, ...(retryAfter !== undefined ? { retryAfter } : {}) };
