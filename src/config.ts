@@ -33,9 +33,11 @@ const settingsSchema = z
     REGISTRIES: jsonText.pipe(catalogSchema),
     ADMIN_ROLE: z.string().min(1).max(120).default('Broker.Admin'),
     MAX_TTL_SECONDS: seconds(60, 86_400, 5400),
+    LOGIN_TTL_SECONDS: seconds(60, 86_400, 3600),
     CREDENTIAL_CACHE_SECONDS: seconds(1, 3600, 300),
     CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
     CALLER_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+    ANONYMOUS_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(120),
   })
   .superRefine((settings, ctx) => {
     // The old credential must keep working until every token minted with it, and every cached copy, is gone.
@@ -78,9 +80,13 @@ export interface BrokerConfig {
   registries: CatalogEntryConfig[];
   adminRole: string;
   maxTtlSeconds: number;
+  /** Default lifetime of a login credential (form "login"); MAX_TTL_SECONDS and grants still cap it. */
+  loginTtlSeconds: number;
   credentialCacheMs: number;
   credentialStaleMs: number;
   callerRatePerMinute: number;
+  /** Failed authentications per client address and minute before they are answered 429 (valid tokens never are). */
+  anonymousRatePerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -115,8 +121,10 @@ export function loadConfig(env: Record<string, string | undefined>): BrokerConfi
     registries: s.REGISTRIES,
     adminRole: s.ADMIN_ROLE,
     maxTtlSeconds: s.MAX_TTL_SECONDS,
+    loginTtlSeconds: s.LOGIN_TTL_SECONDS,
     credentialCacheMs: s.CREDENTIAL_CACHE_SECONDS * 1000,
     credentialStaleMs: s.CREDENTIAL_STALE_SECONDS * 1000,
     callerRatePerMinute: s.CALLER_RATE_PER_MINUTE,
+    anonymousRatePerMinute: s.ANONYMOUS_RATE_PER_MINUTE,
   };
 }

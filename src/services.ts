@@ -1,6 +1,7 @@
 import { ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
-import { IssuanceLog } from './audit/issuanceLog.js';
+import { FailedAuthentications } from './audit/failedAuthentications.js';
+import { ISSUANCE_LANES, IssuanceLog } from './audit/issuanceLog.js';
 import { AuditWriter } from './audit/auditWriter.js';
 import { AdminAuditLog } from './audit/adminAudit.js';
 import { IssuanceSearch } from './audit/issuanceSearch.js';
@@ -18,6 +19,7 @@ import { UpstreamCredentials } from './credentials/upstreamCredentials.js';
 import { GrantStore } from './grants/store.js';
 import { HealthCheck } from './health.js';
 import { CallerRateLimit } from './issuance/callerRateLimit.js';
+import { TokenExchange } from './issuance/tokenExchange.js';
 import { TokenIssuer } from './issuance/tokenIssuer.js';
 import type { Logger } from './logger.js';
 import { RegistryCatalog } from './registries/catalog.js';
@@ -34,11 +36,12 @@ export interface Services {
   config: BrokerConfig;
   log: Logger;
   callerTokens: CallerTokenValidator;
-  rateLimit: CallerRateLimit;
   grants: GrantStore;
   blocks: BlockStore;
   issuer: TokenIssuer;
+  tokenExchange: TokenExchange;
   issuances: IssuanceLog;
+  failedAuthentications: FailedAuthentications;
   issuanceSearch: IssuanceSearch;
   adminAudit: AdminAuditLog;
   health: HealthCheck;
@@ -68,6 +71,18 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
   const credentials = new UpstreamCredentials(secrets, log, { cacheMs: config.credentialCacheMs, staleMs: config.credentialStaleMs });
   const catalog = new RegistryCatalog(config.registries);
   const minter = new UpstreamTokenMinter();
+  const issuer = new TokenIssuer(
+    catalog,
+    grants,
+    blocks,
+    credentials,
+    new UpstreamTokenPool(),
+    minter,
+    new AcrTokenClient(identity, config.tenantId),
+    config.maxTtlSeconds,
+  );
+  const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES));
+  const failedAuthentications = new FailedAuthentications(issuancesTable, log);
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
   const makeRotationEngine = (overrides: RotationEngineOverrides = {}) =>
     new RotationEngine({
@@ -88,20 +103,19 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     config,
     log,
     callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
-    rateLimit: new CallerRateLimit(config.callerRatePerMinute),
     grants,
     blocks,
-    issuer: new TokenIssuer(
-      catalog,
-      grants,
-      blocks,
-      credentials,
-      new UpstreamTokenPool(),
-      minter,
-      new AcrTokenClient(identity, config.tenantId),
-      config.maxTtlSeconds,
+    issuer,
+    tokenExchange: new TokenExchange(
+      issuer,
+      issuances,
+      new CallerRateLimit(config.callerRatePerMinute),
+      new CallerRateLimit(config.anonymousRatePerMinute),
+      failedAuthentications,
+      log,
     ),
-    issuances: new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS)),
+    issuances,
+    failedAuthentications,
     issuanceSearch: new IssuanceSearch(issuancesTable),
     adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
     health: new HealthCheck(grantsTable, secrets, metadata),

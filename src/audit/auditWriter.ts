@@ -8,6 +8,8 @@ import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 const MAX_BATCH = 100;
 /** How long the first record of a batch waits for company: small next to a Table round trip. */
 const LINGER_MS = 2;
+/** A write that has not answered by then answers 503: a hung Table must not hold a request for long. */
+const WRITE_DEADLINE_MS = 4_000;
 
 interface Pending {
   entity: TableEntity;
@@ -26,28 +28,36 @@ interface OpenBatch {
  * arrive together share one entity-group transaction; each new batch takes the next shard, so a
  * busy instance spreads its writes across partitions. A failed transaction fails every record in
  * it, and every waiting request answers 503 without its token: fail closed.
+ *
+ * Lanes split the shards between kinds of record (issued / refused): records of different lanes
+ * never share a partition, so never a transaction, and a burst of one kind cannot fail the other.
  */
 export class AuditWriter {
   private readonly ready: () => Promise<void>;
   private readonly open = new Map<string, OpenBatch>();
-  private nextShard: number;
+  private readonly nextShard: Map<string, number>;
+  private readonly shardsPerLane: number;
 
   constructor(
     private readonly table: TableClient,
     private readonly log: Logger,
     private readonly dependency: string,
-    private readonly shards: number,
+    shards: number,
+    private readonly lanes: readonly string[] = [''],
   ) {
     this.ready = tableReady(table);
-    this.nextShard = Math.floor(Math.random() * shards);
+    this.shardsPerLane = Math.max(1, Math.floor(shards / lanes.length));
+    this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
   }
 
-  write(time: Date, id: string, fields: Record<string, unknown>): Promise<void> {
-    const bucket = hourBucket(time);
+  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!): Promise<void> {
+    const bucket = `${hourBucket(time)}/${lane}`;
     let batch = this.open.get(bucket);
     if (!batch) {
-      const key = partitionKey(time, this.nextShard);
-      this.nextShard = (this.nextShard + 1) % this.shards;
+      const offset = this.nextShard.get(lane);
+      if (offset === undefined) throw new Error(`unknown audit lane ${lane}`);
+      const key = partitionKey(time, this.lanes.indexOf(lane) * this.shardsPerLane + offset);
+      this.nextShard.set(lane, (offset + 1) % this.shardsPerLane);
       batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
       this.open.set(bucket, batch);
     }
@@ -69,8 +79,16 @@ export class AuditWriter {
     try {
       await this.ready();
       const actions: TransactionAction[] = items.map((item) => ['create', item.entity]);
-      if (actions.length === 1) await this.table.createEntity(items[0]!.entity);
-      else await this.table.submitTransaction(actions);
+      const abortSignal = AbortSignal.timeout(WRITE_DEADLINE_MS);
+      try {
+        if (actions.length === 1) await this.table.createEntity(items[0]!.entity, { abortSignal });
+        else await this.table.submitTransaction(actions, { abortSignal });
+      } catch (error) {
+        // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this
+        // very write was stored and only its answer was lost (the SDK retried). The records are durable.
+        if (tableStatus(error) !== 409) throw error;
+        this.log.warn('audit write answered 409 after a retry; the records were already stored', { table: this.dependency, records: items.length });
+      }
       for (const item of items) item.resolve();
     } catch (error) {
       this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });

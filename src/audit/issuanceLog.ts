@@ -1,6 +1,9 @@
 import type { AuditWriter } from './auditWriter.js';
 import type { IssuanceRecord } from './issuanceRecord.js';
 
+/** Issued records and refusals go in separate lanes of the writer (see AuditWriter). */
+export const ISSUANCE_LANES = ['issued', 'refused'] as const;
+
 /** The `issuances` table: every decision on POST /v1/tokens, written before the answer leaves. */
 export class IssuanceLog {
   constructor(private readonly writer: AuditWriter) {}
@@ -26,8 +29,10 @@ export class IssuanceLog {
       tokenFingerprint: record.tokenFingerprint,
       tokenReused: record.tokenReused,
       credentialVersion: record.credentialVersion,
+      upstreamScope: record.upstreamScope,
     };
     const defined = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
-    return this.writer.write(record.time, record.issuanceId, defined);
+    // Issued records travel in transactions of their own: a burst of denials can never fail an issuance.
+    return this.writer.write(record.time, record.issuanceId, defined, record.outcome === 'issued' ? 'issued' : 'refused');
   }
 }

@@ -26,6 +26,11 @@ export interface IssuanceRecord {
   /** The same upstream token went to an earlier caller with the same scope set. */
   tokenReused?: boolean;
   credentialVersion?: string;
+  /**
+   * `verified`: the upstream token's `access` claim was read and covers exactly what was granted;
+   * `opaque`: the registry's token cannot be read, so the broker could not check what it grants.
+   */
+  upstreamScope?: 'verified' | 'opaque';
 }
 
 export function tokenFingerprint(token: string): string {

@@ -37,6 +37,9 @@ export interface IssuanceView {
   tokenFingerprint?: string;
   tokenReused?: boolean;
   credentialVersion?: string;
+  upstreamScope?: string;
+  /** Aggregates of failed authentications: how many requests this row stands for (one address, reason, minute). */
+  count?: number;
 }
 
 function list(value: unknown): string[] {
@@ -72,6 +75,8 @@ export function toView(entity: Entity): IssuanceView {
     tokenFingerprint: text(entity.tokenFingerprint),
     tokenReused: typeof entity.tokenReused === 'boolean' ? entity.tokenReused : undefined,
     credentialVersion: text(entity.credentialVersion),
+    upstreamScope: text(entity.upstreamScope),
+    count: typeof entity.count === 'number' ? entity.count : undefined,
   };
 }
 

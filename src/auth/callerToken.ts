@@ -28,6 +28,7 @@ const guid = z.guid();
 const claimsSchema = z.object({
   tid: guid,
   oid: guid,
+  sub: z.string().max(200).optional(),
   appid: z.string().max(100).optional(),
   azp: z.string().max(100).optional(),
   roles: z.array(z.string().max(200)).max(200).optional(),
@@ -36,21 +37,38 @@ const claimsSchema = z.object({
   nonce: z.unknown().optional(),
 });
 
-function rejected(detail: string): Problem {
-  return problems.invalidToken(detail);
+/** `reason` groups failures in the per-minute aggregates of failed authentications (never shown to the caller). */
+function rejected(detail: string, reason: string): Problem {
+  return problems.invalidToken(detail, reason);
 }
 
 export function bearerToken(authorization: string | null): string {
-  if (!authorization) throw rejected('Send an Entra ID access token as "Authorization: Bearer <token>".');
-  if (authorization.length > MAX_TOKEN_LENGTH + 16) throw rejected('The token is larger than any Entra access token.');
+  if (!authorization) throw rejected('Send an Entra ID access token as "Authorization: Bearer <token>".', 'missing');
+  if (authorization.length > MAX_TOKEN_LENGTH + 16) throw rejected('The token is larger than any Entra access token.', 'oversized');
   const space = authorization.indexOf(' ');
   const scheme = space === -1 ? authorization : authorization.slice(0, space);
   const token = space === -1 ? '' : authorization.slice(space + 1).trim();
   if (scheme.toLowerCase() !== 'bearer' || token.length === 0) {
-    throw rejected('The Authorization header must use the Bearer scheme.');
+    throw rejected('The Authorization header must use the Bearer scheme.', 'scheme');
   }
-  if (!COMPACT_JWS.test(token)) throw rejected('The bearer token is not a signed JWT.');
+  if (!COMPACT_JWS.test(token)) throw rejected('The bearer token is not a signed JWT.', 'malformed');
   return token;
+}
+
+/**
+ * Refusals that need no signature check: they only ever reject, and they are re-checked on the
+ * verified claims. A flood of junk, expired or foreign tokens then costs no RSA work.
+ */
+function precheck(unverified: JWTPayload, policy: CallerTokenPolicy, nowSeconds: number): void {
+  if (typeof unverified.exp !== 'number') throw rejected('The token\'s "exp" claim is missing or invalid.', 'claims');
+  if (unverified.exp + MAX_CLOCK_SKEW_SECONDS < nowSeconds) throw rejected('The token has expired.', 'expired');
+  const audiences = Array.isArray(unverified.aud) ? unverified.aud : [unverified.aud];
+  if (!audiences.some((audience) => typeof audience === 'string' && policy.audiences.includes(audience))) {
+    throw rejected('The token was issued for another audience.', 'audience');
+  }
+  if (typeof unverified.tid !== 'string' || unverified.tid.toLowerCase() !== policy.tenantId) {
+    throw rejected('The token belongs to another tenant.', 'tenant');
+  }
 }
 
 /**
@@ -76,14 +94,15 @@ export class CallerTokenValidator {
       header = decodeProtectedHeader(token);
       unverified = decodeJwt(token);
     } catch {
-      throw rejected('The bearer token is not a well-formed JWT.');
+      throw rejected('The bearer token is not a well-formed JWT.', 'malformed');
     }
-    if (header.alg !== 'RS256') throw rejected('The token must be signed with RS256.');
-    if (typeof header.kid !== 'string' || header.kid.length === 0) throw rejected('The token header has no key ID (kid).');
-    if (typeof unverified.iss !== 'string') throw rejected('The token has no issuer.');
+    if (header.alg !== 'RS256') throw rejected('The token must be signed with RS256.', 'algorithm');
+    if (typeof header.kid !== 'string' || header.kid.length === 0) throw rejected('The token header has no key ID (kid).', 'no-kid');
+    if (typeof unverified.iss !== 'string') throw rejected('The token has no issuer.', 'issuer');
+    precheck(unverified, this.policy, Math.floor(Date.now() / 1000));
 
     const issuer = await this.metadata.forIssuer(unverified.iss);
-    if (!issuer) throw rejected('The token was not issued by the configured tenant.');
+    if (!issuer) throw rejected('The token was not issued by the configured tenant.', 'issuer');
 
     let payload: JWTPayload;
     try {
@@ -99,15 +118,17 @@ export class CallerTokenValidator {
     }
 
     const claims = claimsSchema.safeParse(payload);
-    if (!claims.success) throw rejected('The token lacks a tenant or object ID.');
-    const { tid, oid, appid, azp, roles, scp, idtyp, nonce } = claims.data;
-    if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.');
+    if (!claims.success) throw rejected('The token lacks a tenant or object ID.', 'claims');
+    const { tid, oid, sub, appid, azp, roles, scp, idtyp, nonce } = claims.data;
+    if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.', 'tenant');
     // Access tokens always name the client they were issued to; ID tokens (which can share the
     // broker's client ID as audience) do not, and carry a nonce.
-    if ((appid ?? azp) === undefined || nonce !== undefined) throw rejected('Only access tokens are accepted, not ID tokens.');
+    if ((appid ?? azp) === undefined || nonce !== undefined) throw rejected('Only access tokens are accepted, not ID tokens.', 'id-token');
     if (!options.allowDelegated) {
-      if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.');
-      if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.');
+      if (scp !== undefined) throw rejected('Delegated (user) tokens are not accepted; use a managed identity.', 'delegated');
+      if (idtyp !== undefined && idtyp !== 'app') throw rejected('Only application tokens are accepted.', 'delegated');
+      // In an app-only token the subject is the service principal itself; a user's token names the user.
+      if (sub === undefined || sub.toLowerCase() !== oid.toLowerCase()) throw rejected('Only application tokens are accepted.', 'delegated');
     }
     return {
       tenantId: tid.toLowerCase(),
@@ -120,17 +141,17 @@ export class CallerTokenValidator {
 }
 
 function verificationProblem(error: unknown): Problem {
-  if (error instanceof joseErrors.JWTExpired) return rejected('The token has expired.');
+  if (error instanceof joseErrors.JWTExpired) return rejected('The token has expired.', 'expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    if (error.claim === 'nbf') return rejected('The token is not valid yet.');
-    if (error.claim === 'aud') return rejected('The token was issued for another audience.');
-    if (error.claim === 'iss') return rejected('The token was not issued by the configured tenant.');
-    return rejected(`The token's "${error.claim}" claim is missing or invalid.`);
+    if (error.claim === 'nbf') return rejected('The token is not valid yet.', 'not-yet-valid');
+    if (error.claim === 'aud') return rejected('The token was issued for another audience.', 'audience');
+    if (error.claim === 'iss') return rejected('The token was not issued by the configured tenant.', 'issuer');
+    return rejected(`The token's "${error.claim}" claim is missing or invalid.`, 'claims');
   }
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return rejected('The token was signed with an unknown key.');
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return rejected('The token signature is invalid.');
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return rejected('The token was signed with an unknown key.', 'unknown-key');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return rejected('The token signature is invalid.', 'signature');
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
     return problems.dependencyDown('identity-provider', 'The Entra ID signing keys could not be read.');
   }
-  return rejected('The token could not be verified.');
+  return rejected('The token could not be verified.', 'unverifiable');
 }

@@ -38,6 +38,8 @@ const issuanceSchema = z.object({
   tokenFingerprint: z.string().optional(),
   tokenReused: z.boolean().optional(),
   credentialVersion: z.string().optional(),
+  upstreamScope: z.enum(['verified', 'opaque']).optional().describe('whether the upstream token was read and covers exactly the granted scopes'),
+  count: z.number().int().optional().describe('aggregate rows of failed authentications: requests from one address with one reason in one minute'),
 });
 
 const search: Handler<Services> = async (request, { services }) => {

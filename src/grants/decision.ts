@@ -17,6 +17,12 @@ function isActive(grant: Grant, now: Date): boolean {
   return grant.enabled && (grant.notAfter === undefined || Date.parse(grant.notAfter) > now.getTime());
 }
 
+/** The longest a credential issued under this grant may live: its maxTtlSeconds, and never past its notAfter. */
+export function lifetimeCapSeconds(grant: Grant, now: Date): number {
+  const untilEnd = grant.notAfter === undefined ? Infinity : Math.floor((Date.parse(grant.notAfter) - now.getTime()) / 1000);
+  return Math.min(grant.maxTtlSeconds ?? Infinity, untilEnd);
+}
+
 /**
  * All-or-nothing: every requested action on every repository must be covered by some active grant
  * for this caller and registry; otherwise the answer lists exactly what is missing. Deny by default.
@@ -25,7 +31,9 @@ export function decide(caller: CallerIdentity, registry: string, scopes: Reposit
   // Where several grants cover an action, use the one allowing the longest lifetime: each alone suffices.
   const applicable = grants
     .filter((grant) => grant.registry === registry && isActive(grant, now) && subjectMatches(grant, caller))
-    .sort((a, b) => (b.maxTtlSeconds ?? Infinity) - (a.maxTtlSeconds ?? Infinity));
+    .map((grant) => ({ grant, cap: lifetimeCapSeconds(grant, now) }))
+    .sort((a, b) => b.cap - a.cap)
+    .map(({ grant }) => grant);
 
   const used = new Map<string, Grant>();
   const notGranted: string[] = [];
@@ -39,7 +47,7 @@ export function decide(caller: CallerIdentity, registry: string, scopes: Reposit
     if (missing.length > 0) notGranted.push(formatScope({ repository: scope.repository, actions: missing }));
   }
   if (notGranted.length > 0) return { allowed: false, notGranted };
-  const limits = [...used.values()].map((grant) => grant.maxTtlSeconds).filter((ttl): ttl is number => ttl !== undefined);
+  const limits = [...used.values()].map((grant) => lifetimeCapSeconds(grant, now)).filter((ttl) => ttl !== Infinity);
   return {
     allowed: true,
     grantIds: [...used.keys()].sort(),

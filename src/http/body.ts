@@ -8,7 +8,7 @@ function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
   }));
 }
 
-function validated<T extends z.ZodType>(value: unknown, schema: T): z.infer<T> {
+export function validated<T extends z.ZodType>(value: unknown, schema: T): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const errors = fieldErrors(parsed.error.issues);

@@ -10,11 +10,14 @@ export interface FieldError {
 export interface ProblemOptions {
   headers?: Record<string, string>;
   errors?: FieldError[];
+  /** A finer reason than `code` for audit records and aggregates (`invalid-token:expired`); never shown. */
+  reason?: string;
 }
 
 export class Problem extends Error {
   readonly headers: Record<string, string>;
   readonly errors: FieldError[] | undefined;
+  readonly reason: string;
 
   constructor(
     readonly status: number,
@@ -27,6 +30,7 @@ export class Problem extends Error {
     this.name = 'Problem';
     this.headers = options.headers ?? {};
     this.errors = options.errors;
+    this.reason = options.reason ?? code;
   }
 
   get type(): string {
@@ -50,9 +54,10 @@ const RETRY_AFTER_SECONDS = '5';
 export const problems = {
   badRequest: (detail: string, errors?: FieldError[]) =>
     new Problem(400, 'bad-request', 'The request is not valid', detail, errors ? { errors } : {}),
-  invalidToken: (detail: string) =>
+  invalidToken: (detail: string, reason: string) =>
     new Problem(401, 'invalid-token', 'The bearer token was not accepted', detail, {
       headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+      reason: `invalid-token:${reason}`,
     }),
   forbidden: (code: string, detail: string) => new Problem(403, code, 'Not allowed', detail),
   notFound: (code: string, detail: string) => new Problem(404, code, 'Not found', detail),
@@ -71,6 +76,13 @@ export const problems = {
     new Problem(429, 'rate-limited', 'Too many requests', `This identity asked too often; retry in ${retryAfterSeconds} s.`, {
       headers: { 'Retry-After': String(retryAfterSeconds) },
     }),
+  /** Failed authentications from one client address past ANONYMOUS_RATE_PER_MINUTE; valid tokens never get this. */
+  anonymousRateLimited: (retryAfterSeconds: number) =>
+    new Problem(429, 'anonymous-rate-limited', 'Too many failed authentications', `Too many requests with invalid tokens came from this address; retry in ${retryAfterSeconds} s.`, {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    }),
+  realmNotAllowed: (detail: string) => new Problem(502, 'realm-not-allowed', 'The registry named a token realm the broker will not use', detail),
+  upstreamNarrowed: (detail: string) => new Problem(502, 'upstream-narrowed', 'The registry granted less than the broker asked for', detail),
   preconditionRequired: (detail: string) =>
     new Problem(428, 'precondition-required', 'Precondition required', detail),
   upstreamRefused: (detail: string) => new Problem(502, 'upstream-refused', 'The upstream registry refused', detail),

@@ -8,11 +8,18 @@ import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
 import { formatScope, type RepositoryScope } from '../registries/scope.js';
 import type { AcrTokenClient } from '../registries/acrTokens.js';
 import type { PooledToken, UpstreamTokenPool } from '../registries/upstreamTokenPool.js';
-import type { UpstreamTokenMinter } from '../registries/upstreamTokens.js';
+import { checkUpstreamScope } from '../registries/upstreamScope.js';
+import type { UpstreamToken, UpstreamTokenMinter } from '../registries/upstreamTokens.js';
 
 export interface TokenRequest {
   registry: string;
   scopes: RepositoryScope[];
+}
+
+export interface Authorization {
+  entry: RegistryEntry;
+  grantIds: string[];
+  capSeconds: number;
 }
 
 export interface IssuedToken {
@@ -24,6 +31,7 @@ export interface IssuedToken {
   credentialVersion: string;
   /** Handed out before to a caller with the same scope set (see UpstreamTokenPool). */
   reused: boolean;
+  upstreamScope: 'verified' | 'opaque';
 }
 
 /** Recorded as the credential of ACR tokens, which the broker's own identity obtains. */
@@ -56,9 +64,13 @@ export class TokenIssuer {
     return entry;
   }
 
-  async issue(caller: CallerIdentity, request: TokenRequest, now: Date): Promise<IssuedToken> {
+  /**
+   * Who may have what: blocks first (they win over grants), then the grants, all-or-nothing. Every
+   * credential form starts here. `capSeconds` is the longest the credential may live: MAX_TTL_SECONDS,
+   * the grants' maxTtlSeconds, and the time left before the grants' notAfter.
+   */
+  async authorize(caller: CallerIdentity, request: TokenRequest, now: Date): Promise<Authorization> {
     const entry = this.registry(request.registry);
-    // Blocks win over grants: a blocked identity gets nothing, whatever it was granted.
     const block = await this.blocks.find(caller.objectId);
     if (block) {
       // The reason is for operators (admin API, audit); the caller learns only that it is blocked.
@@ -68,9 +80,13 @@ export class TokenIssuer {
     if (!decision.allowed) {
       throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
     }
+    return { entry, grantIds: decision.grantIds, capSeconds: Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity) };
+  }
+
+  async issue(caller: CallerIdentity, request: TokenRequest, now: Date): Promise<IssuedToken> {
+    const { entry, grantIds, capSeconds } = await this.authorize(caller, request, now);
     const { minted, credentialVersion } = await this.upstreamToken(entry, request.scopes);
     // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
-    const capSeconds = Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity);
     if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
       throw problems.upstreamBroken(`${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows.`);
     }
@@ -79,19 +95,33 @@ export class TokenIssuer {
       token: minted.token,
       expiresAt: minted.expiresAt,
       scopes: request.scopes.map(formatScope),
-      grantIds: decision.grantIds,
+      grantIds,
       credentialVersion,
       reused: minted.reused,
+      upstreamScope: minted.upstreamScope ?? 'opaque',
     };
   }
 
   private async upstreamToken(entry: RegistryEntry, scopes: RepositoryScope[]): Promise<{ minted: PooledToken; credentialVersion: string }> {
     if (entry.credentialSecret === undefined) {
-      const minted = await this.pool.get(entry.host, MANAGED_IDENTITY, scopes, () => this.acr.mint(entry, scopes));
+      const minted = await this.pool.get(entry.host, MANAGED_IDENTITY, scopes, () => this.acr.mint(entry, scopes).then((token) => checked(entry, token, scopes)));
       return { minted, credentialVersion: MANAGED_IDENTITY };
     }
     const credential = await this.credentials.get(entry.credentialSecret);
-    const minted = await this.pool.get(entry.host, credential.version, scopes, () => this.minter.mint(entry, credential, scopes));
+    const minted = await this.pool.get(entry.host, credential.version, scopes, () =>
+      this.minter.mint(entry, credential, scopes).then((token) => checked(entry, token, scopes)),
+    );
     return { minted, credentialVersion: credential.version };
   }
+}
+
+/** A token that grants less than asked is refused here, at mint time, so the pool never holds one. */
+function checked(entry: RegistryEntry, token: UpstreamToken, scopes: RepositoryScope[]): UpstreamToken {
+  const check = checkUpstreamScope(token.token, scopes);
+  if (check.kind === 'narrowed') {
+    throw problems.upstreamNarrowed(
+      `${entry.host} granted less than the broker asked for; it withheld ${check.withheld.join(' ')}. The stored account lacks these rights at the registry. Nothing was issued.`,
+    );
+  }
+  return { ...token, upstreamScope: check.kind };
 }

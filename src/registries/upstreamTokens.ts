@@ -12,6 +12,8 @@ import { parseWwwAuthenticate } from './wwwAuthenticate.js';
 export interface UpstreamToken {
   token: string;
   expiresAt: Date;
+  /** Set once the token's `access` claim has been compared with what was asked (see upstreamScope.ts). */
+  upstreamScope?: 'verified' | 'opaque';
 }
 
 /** The distribution token spec's default when a token server omits `expires_in`. */

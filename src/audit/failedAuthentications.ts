@@ -1,0 +1,149 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { TableClient, TransactionAction } from '@azure/data-tables';
+import { ulid } from 'ulid';
+import { errorSummary, type Logger } from '../logger.js';
+import { tableReady, tableStatus } from '../tables.js';
+import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';
+
+/**
+ * Requests that fail authentication cost no durable row each: anyone can send them, by the thousand.
+ * They are counted in memory per (client address, reason, minute) and written to the issuances table
+ * as one aggregate row per key and instance, upserted with the running count every few seconds, best
+ * effort: a write that fails is retried at the next flush and never holds up or fails a request.
+ */
+interface Tally {
+  clientIp: string;
+  reason: string;
+  status: number;
+  minute: number;
+  count: number;
+  issuanceId: string;
+  /** Stable per (instance, address, reason, status): the same row is upserted all minute long. */
+  partitionKey: string;
+  rowKey: string;
+  lastAt: number;
+  dirty: boolean;
+}
+
+export interface FailedAuthenticationsOptions {
+  flushMs?: number;
+  /** Distinct keys kept per instance; past it, new addresses are counted under `other`. */
+  maxKeys?: number;
+  now?: () => number;
+}
+
+const MINUTE_MS = 60_000;
+/** An unwritten minute is given up after this long (Table Storage down for good): memory stays bounded. */
+const KEEP_UNWRITTEN_MS = 10 * MINUTE_MS;
+const TRANSACTION_LIMIT = 100;
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+export class FailedAuthentications {
+  private readonly tallies = new Map<string, Tally>();
+  private readonly ready: () => Promise<void>;
+  private readonly instance = randomUUID();
+  private readonly maxKeys: number;
+  private readonly now: () => number;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly log: Logger,
+    options: FailedAuthenticationsOptions = {},
+  ) {
+    this.ready = tableReady(table);
+    this.maxKeys = options.maxKeys ?? 5000;
+    this.now = options.now ?? Date.now;
+    setInterval(() => void this.flush(), options.flushMs ?? 5000).unref();
+  }
+
+  count(clientIp: string, reason: string, status: number): void {
+    const now = this.now();
+    const minute = now - (now % MINUTE_MS);
+    let key = `${minute}\n${clientIp}\n${reason}\n${status}`;
+    let tally = this.tallies.get(key);
+    if (!tally && this.tallies.size >= this.maxKeys) {
+      clientIp = 'other';
+      key = `${minute}\n${clientIp}\n${reason}\n${status}`;
+      tally = this.tallies.get(key);
+    }
+    if (!tally) {
+      const id = digest(`${this.instance}\n${clientIp}\n${reason}\n${status}`);
+      const start = new Date(minute);
+      tally = {
+        clientIp,
+        reason,
+        status,
+        minute,
+        count: 0,
+        issuanceId: ulid(),
+        partitionKey: partitionKey(start, id[0]! % ISSUANCE_SHARDS),
+        rowKey: `${invertedTime(start)}-agg-${id.toString('hex').slice(0, 16)}`,
+        lastAt: now,
+        dirty: true,
+      };
+      this.tallies.set(key, tally);
+    }
+    tally.count += 1;
+    tally.lastAt = now;
+    tally.dirty = true;
+  }
+
+  /** Writes every changed tally; forgets those of finished minutes once they are stored. */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    const now = this.now();
+    const currentMinute = now - (now % MINUTE_MS);
+    const due = [...this.tallies.entries()].filter(([, tally]) => tally.dirty);
+    for (const [, tally] of due) tally.dirty = false;
+    const byPartition = new Map<string, [string, Tally][]>();
+    for (const item of due) byPartition.set(item[1].partitionKey, [...(byPartition.get(item[1].partitionKey) ?? []), item]);
+    for (const items of byPartition.values()) {
+      for (let start = 0; start < items.length; start += TRANSACTION_LIMIT) {
+        const chunk = items.slice(start, start + TRANSACTION_LIMIT);
+        try {
+          await this.ready();
+          await this.table.submitTransaction(chunk.map(([, tally]) => upsert(tally)));
+          for (const [key, tally] of chunk) if (!tally.dirty && tally.minute < currentMinute) this.tallies.delete(key);
+        } catch (error) {
+          this.log.warn('failed-authentication aggregates not written yet', { rows: chunk.length, status: tableStatus(error), error: errorSummary(error) });
+          for (const [key, tally] of chunk) {
+            if (now - tally.minute > KEEP_UNWRITTEN_MS) this.tallies.delete(key);
+            else tally.dirty = true;
+          }
+        }
+      }
+    }
+  }
+}
+
+function upsert(tally: Tally): TransactionAction {
+  return [
+    'upsert',
+    {
+      partitionKey: tally.partitionKey,
+      rowKey: tally.rowKey,
+      issuanceId: tally.issuanceId,
+      requestId: 'aggregate',
+      time: new Date(tally.minute),
+      outcome: 'denied',
+      reason: tally.reason,
+      status: tally.status,
+      clientIp: tally.clientIp,
+      count: tally.count,
+      lastAt: new Date(tally.lastAt),
+      requestedScopes: '[]',
+      grantedScopes: '[]',
+      grantIds: '[]',
+      latencyMs: 0,
+    },
+    'Replace',
+  ];
+}

@@ -1,0 +1,136 @@
+import { tokenFingerprint, type IssuanceRecord } from '../audit/issuanceRecord.js';
+import type { FailedAuthentications } from '../audit/failedAuthentications.js';
+import type { IssuanceLog } from '../audit/issuanceLog.js';
+import type { CallerIdentity } from '../auth/callerToken.js';
+import { asProblem, Problem, problems } from '../http/problem.js';
+import { errorSummary, type Logger } from '../logger.js';
+import type { CallerRateLimit } from './callerRateLimit.js';
+import type { IssuedToken, TokenIssuer } from './tokenIssuer.js';
+import type { AskedFor, ReadTokenRequest } from './tokenRequest.js';
+
+/** Facts about the request itself, known before anything is decided. */
+export interface RequestFacts {
+  issuanceId: string;
+  requestId: string;
+  clientIp: string;
+  receivedAt: Date;
+}
+
+export type Authentication = { caller: CallerIdentity } | { failure: Problem };
+
+export type ExchangeOutcome = { issued: IssuedToken } | { refused: Problem };
+
+/**
+ * The token exchange, the broker's central promise: every decision on a token request is audited
+ * before the answer leaves, and no token leaves without its record. One record is filled as the
+ * exchange goes and written once (failed authentications excepted: anyone can send those, so they
+ * are counted per address and minute instead of each costing a durable row).
+ */
+export class TokenExchange {
+  constructor(
+    private readonly issuer: TokenIssuer,
+    private readonly issuances: IssuanceLog,
+    private readonly callerLimit: CallerRateLimit,
+    private readonly addressLimit: CallerRateLimit,
+    private readonly failedAuthentications: FailedAuthentications,
+    private readonly log: Logger,
+  ) {}
+
+  async exchange(authentication: Authentication, readRequest: () => Promise<ReadTokenRequest>, facts: RequestFacts): Promise<ExchangeOutcome> {
+    if ('failure' in authentication && authentication.failure.status === 401) return { refused: this.unauthenticated(authentication.failure, facts) };
+    const record = new IssuanceEvent(facts, 'caller' in authentication ? authentication.caller : undefined);
+    let outcome: ExchangeOutcome;
+    try {
+      // Authentication that could not be decided (Entra metadata down) is a failure of its own, recorded.
+      if ('failure' in authentication) throw authentication.failure;
+      const { caller } = authentication;
+      const allowance = this.callerLimit.take(`${caller.tenantId}/${caller.objectId}`);
+      if (!allowance.allowed) throw problems.rateLimited(allowance.retryAfterSeconds);
+      const read = await readRequest();
+      record.asked(read.asked, (host) => this.issuer.canonicalHost(host));
+      if (!read.ok) throw read.problem;
+      const issued = await this.issuer.issue(caller, read.request, facts.receivedAt);
+      record.issued(issued);
+      outcome = { issued };
+    } catch (error) {
+      if (!(error instanceof Problem)) this.log.error('token issuance failed unexpectedly', { requestId: facts.requestId, error: errorSummary(error) });
+      const problem = asProblem(error);
+      record.refused(problem);
+      outcome = { refused: problem };
+    }
+    try {
+      await this.issuances.record(record.finish());
+    } catch (auditError) {
+      return { refused: asProblem(auditError) };
+    }
+    return outcome;
+  }
+
+  /** Counted, never recorded one by one; past the address's allowance the answer is 429, not 401. */
+  private unauthenticated(failure: Problem, facts: RequestFacts): Problem {
+    const allowance = this.addressLimit.take(facts.clientIp);
+    const problem = allowance.allowed ? failure : problems.anonymousRateLimited(allowance.retryAfterSeconds);
+    this.failedAuthentications.count(facts.clientIp, problem.reason, problem.status);
+    return problem;
+  }
+}
+
+/** The one audit record of one token request, filled in as the exchange learns more. */
+class IssuanceEvent {
+  private record: IssuanceRecord;
+
+  constructor(
+    private readonly facts: RequestFacts,
+    caller: CallerIdentity | undefined,
+  ) {
+    this.record = {
+      issuanceId: facts.issuanceId,
+      requestId: facts.requestId,
+      time: facts.receivedAt,
+      outcome: 'failed',
+      reason: 'internal-error',
+      status: 500,
+      tenantId: caller?.tenantId,
+      objectId: caller?.objectId,
+      appId: caller?.appId,
+      requestedScopes: [],
+      grantedScopes: [],
+      grantIds: [],
+      latencyMs: 0,
+      clientIp: facts.clientIp,
+    };
+  }
+
+  asked(asked: AskedFor, canonicalHost: (host: string) => string): void {
+    this.record.requestedScopes = asked.scopes;
+    if (asked.registry !== undefined) this.record.registry = canonicalHost(asked.registry);
+  }
+
+  issued(issued: IssuedToken): void {
+    Object.assign(this.record, {
+      registry: issued.entry.host,
+      outcome: 'issued',
+      reason: 'issued',
+      status: 200,
+      grantedScopes: issued.scopes,
+      grantIds: issued.grantIds,
+      expiresAt: issued.expiresAt,
+      tokenFingerprint: tokenFingerprint(issued.token),
+      tokenReused: issued.reused,
+      credentialVersion: issued.credentialVersion,
+      upstreamScope: issued.upstreamScope,
+    } satisfies Partial<IssuanceRecord>);
+  }
+
+  refused(problem: Problem): void {
+    Object.assign(this.record, {
+      outcome: problem.status >= 500 ? 'failed' : 'denied',
+      reason: problem.reason,
+      status: problem.status,
+    } satisfies Partial<IssuanceRecord>);
+  }
+
+  finish(): IssuanceRecord {
+    return { ...this.record, latencyMs: Date.now() - this.facts.receivedAt.getTime() };
+  }
+}

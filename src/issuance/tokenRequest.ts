@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { validated } from '../http/body.js';
+import { Problem, problems } from '../http/problem.js';
+import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';
+
+/** The body of POST /v1/tokens, validated at the edge. */
+export const tokenRequestSchema = z.strictObject({
+  registry: z.string().min(1).max(253).describe('Registry host as users type it: docker.io, ghcr.io, myreg.azurecr.io'),
+  scopes: z
+    .array(z.string().max(512))
+    .min(1)
+    .max(20)
+    .transform((texts, ctx) => {
+      const scopes: RepositoryScope[] = [];
+      texts.forEach((text, index) => {
+        const result = parseScope(text);
+        if (result.ok) scopes.push(result.scope);
+        else ctx.addIssue({ code: 'custom', path: [index], message: result.message });
+      });
+      return normalizeScopes(scopes);
+    })
+    .describe('repository:<name>:<action>[,<action>] with actions pull, push, delete'),
+});
+
+export type TokenRequest = z.infer<typeof tokenRequestSchema>;
+
+/** What the caller asked for, as far as it could be read: the audit records it even when it is invalid. */
+export interface AskedFor {
+  registry: string | undefined;
+  scopes: string[];
+}
+
+export type ReadTokenRequest = { ok: true; request: TokenRequest; asked: AskedFor } | { ok: false; problem: Problem; asked: AskedFor };
+
+const NOTHING_READABLE: AskedFor = { registry: undefined, scopes: [] };
+
+function askedFor(value: unknown): AskedFor {
+  if (typeof value !== 'object' || value === null) return NOTHING_READABLE;
+  const { registry, scopes } = value as { registry?: unknown; scopes?: unknown };
+  return {
+    registry: typeof registry === 'string' ? registry.slice(0, 253) : undefined,
+    scopes: Array.isArray(scopes) ? scopes.slice(0, 20).map((scope) => String(scope).slice(0, 300)) : [],
+  };
+}
+
+/** Reads and validates the body once; whatever happens, says what was asked. */
+export async function readTokenRequest(text: () => Promise<string>): Promise<ReadTokenRequest> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await text());
+  } catch (error) {
+    const problem = error instanceof Problem ? error : problems.badRequest('The body is not valid JSON.');
+    return { ok: false, problem, asked: NOTHING_READABLE };
+  }
+  const asked = askedFor(value);
+  try {
+    return { ok: true, request: validated(value, tokenRequestSchema), asked };
+  } catch (error) {
+    return { ok: false, problem: error as Problem, asked };
+  }
+}
