@@ -40,15 +40,16 @@ const settingsSchema = z
     ANONYMOUS_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(120),
   })
   .superRefine((settings, ctx) => {
-    // The old credential must keep working until every token minted with it, and every cached copy, is gone.
-    const outlive = settings.MAX_TTL_SECONDS + settings.CREDENTIAL_CACHE_SECONDS;
+    // The old credential must keep working until every token minted with it, and every cached copy
+    // (fresh, then served stale while Key Vault is unreachable), is gone.
+    const outlive = settings.MAX_TTL_SECONDS + settings.CREDENTIAL_CACHE_SECONDS + settings.CREDENTIAL_STALE_SECONDS;
     settings.REGISTRIES.forEach((entry, index) => {
       const rotation = 'rotation' in entry ? entry.rotation : undefined;
       if (rotation && rotation.graceMinutes * 60 <= outlive) {
         ctx.addIssue({
           code: 'custom',
           path: ['REGISTRIES', index, 'rotation', 'graceMinutes'],
-          message: `must exceed MAX_TTL_SECONDS + CREDENTIAL_CACHE_SECONDS (${outlive} s = ${Math.ceil(outlive / 60)} min)`,
+          message: `must exceed MAX_TTL_SECONDS + CREDENTIAL_CACHE_SECONDS + CREDENTIAL_STALE_SECONDS (${outlive} s = ${Math.ceil(outlive / 60)} min)`,
         });
       }
     });

@@ -1,11 +1,16 @@
 /**
  * Where the broker may send credentials: https anywhere, plain http only to this machine
  * (the sandbox and tests). Used for configured endpoints and for realms a registry names.
+ * Loopback is exactly `localhost`, an IPv4 literal in 127.0.0.0/8, or `[::1]`: `127.evil.com` is not.
  */
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const IPV4_LOOPBACK = /^127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isLoopbackHostname(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || IPV4_LOOPBACK.test(hostname);
+}
 
 export function isLoopbackUrl(url: URL): boolean {
-  return LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.');
+  return isLoopbackHostname(url.hostname);
 }
 
 export function isAllowedServiceUrl(text: string): boolean {

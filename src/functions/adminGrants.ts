@@ -20,9 +20,14 @@ function withEtag(stored: StoredGrant, status = 200, extra: Record<string, strin
   return json(status, stored.grant, { ETag: stored.etag, ...extra });
 }
 
+/** One entity tag as GET sent it (`"…"` or `W/"…"`); `*` or a list would overwrite whatever is there now. */
+const ENTITY_TAG = /^(?:W\/)?"[^"]*"$/;
+
 function ifMatch(request: ApiRequest): string {
-  const etag = request.headers.get('if-match');
-  if (!etag) throw problems.preconditionRequired('Send If-Match with the ETag from GET so that concurrent edits are not lost.');
+  const etag = request.headers.get('if-match')?.trim();
+  if (!etag || !ENTITY_TAG.test(etag)) {
+    throw problems.preconditionRequired('Send If-Match with the quoted ETag from GET (not *) so that concurrent edits are not lost.');
+  }
   return etag;
 }
 
@@ -78,7 +83,7 @@ const remove: Handler<Services> = async (request, { services, log }) => {
 };
 
 const grantListSchema = z.object({ grants: z.array(grantBodySchema) });
-const ifMatchHeader = { 'If-Match': { description: 'The ETag from GET; required so that concurrent edits are never lost', required: true } };
+const ifMatchHeader = { 'If-Match': { description: 'The quoted ETag from GET (`*` is refused); required so that concurrent edits are never lost', required: true } };
 const etag = { ETag: 'the grant version, for If-Match' };
 
 const errors = { ...ADMIN_ERRORS, 503: { description: 'The grant store or the admin audit is unavailable' } };
@@ -128,7 +133,7 @@ export const adminGrantRoute: Route<Services> = {
         400: { description: 'Invalid grant' },
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
-        428: { description: 'If-Match is missing' },
+        428: { description: 'If-Match is missing or not one quoted ETag' },
         ...errors,
       },
       handler: replace,
@@ -141,7 +146,7 @@ export const adminGrantRoute: Route<Services> = {
         204: { description: 'Deleted' },
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
-        428: { description: 'If-Match is missing' },
+        428: { description: 'If-Match is missing or not one quoted ETag' },
         ...errors,
       },
       handler: remove,

@@ -1,6 +1,7 @@
 /**
- * Repository patterns in grants: `*` matches within one path segment, a `**` segment matches any
- * number of segments (including none). Matching walks the strings directly; no regular expression
+ * Repository patterns in grants: `*` matches within one path segment; a `**` segment matches any
+ * number of segments, except at the end, where it matches one or more: `team/**` covers
+ * `team/web` and `team/a/b` but not `team` itself (grant `team` too for that). Matching walks the strings directly; no regular expression
  * is ever built from a pattern, so a hostile pattern cannot cause catastrophic backtracking.
  */
 const SEGMENT = /^[a-z0-9._*-]+$/;
@@ -40,11 +41,12 @@ export function matchesRepository(pattern: string, repository: string): boolean 
   const n = repository.split('/');
   // reachable[j]: the first i pattern segments can match the first j name segments.
   let reachable: boolean[] = Array.from({ length: n.length + 1 }, (_, j) => j === 0);
-  for (const segment of p) {
+  for (const [i, segment] of p.entries()) {
     const next: boolean[] = new Array<boolean>(n.length + 1).fill(false);
+    const trailing = i === p.length - 1;
     for (let j = 0; j <= n.length; j++) {
       if (segment === '**') {
-        next[j] = reachable[j]! || (j > 0 && next[j - 1]!);
+        next[j] = (!trailing && reachable[j]!) || (j > 0 && (reachable[j - 1]! || next[j - 1]!));
       } else if (j > 0) {
         next[j] = reachable[j - 1]! && matchSegment(segment, n[j - 1]!);
       }

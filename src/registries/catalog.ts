@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SERVICE_URL_RULE, isAllowedServiceUrl, isLoopbackUrl } from '../urlPolicy.js';
 
+const HOSTNAME = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
 const HOST = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
 
 export const registryHostSchema = z
@@ -28,8 +29,13 @@ const schedule = {
   /** Also rotate (or, without a provider, warn) when the secret's `exp` is this close. */
   rotateBeforeExpiryDays: z.number().int().min(1).max(90).default(7),
   /** How long the old credential keeps working after the new one is stored; must outlast tokens and caches. */
-  graceMinutes: z.number().int().min(1).max(7 * 24 * 60).default(120),
+  graceMinutes: z.number().int().min(1).max(7 * 24 * 60).default(240),
 };
+
+/** `/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerRegistry/registries/<name>` */
+const acrResourceIdSchema = z
+  .string()
+  .regex(/^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[-\w._()]{1,90}\/providers\/Microsoft\.ContainerRegistry\/registries\/[a-zA-Z0-9]{5,50}$/, 'must be an ACR resource ID');
 
 export const rotationSchema = z.discriminatedUnion('provider', [
   z.strictObject({
@@ -43,9 +49,7 @@ export const rotationSchema = z.discriminatedUnion('provider', [
   z.strictObject({
     provider: z.literal('acr-token'),
     /** `/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerRegistry/registries/<name>` */
-    registryResourceId: z
-      .string()
-      .regex(/^\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/[-\w._()]{1,90}\/providers\/Microsoft\.ContainerRegistry\/registries\/[a-zA-Z0-9]{5,50}$/, 'must be an ACR resource ID'),
+    registryResourceId: acrResourceIdSchema,
     tokenName: z.string().regex(/^[a-zA-Z0-9-]{5,50}$/, 'must be an ACR token name'),
     armEndpoint: serviceUrl.default('https://management.azure.com'),
     ...schedule,
@@ -55,7 +59,26 @@ export const rotationSchema = z.discriminatedUnion('provider', [
 
 export type RotationPolicy = z.infer<typeof rotationSchema>;
 
-const common = { credentialSecret: secretNameSchema, rotation: rotationSchema.optional(), ...reach };
+/** How the broker creates login credentials (form "login"); see src/credentials/login and docs/credential-forms.md. */
+export const loginSchema = z.discriminatedUnion('provider', [
+  z.strictObject({
+    provider: z.literal('dockerhub-oat'),
+    /** The Docker Hub organization owning the repositories; also the username for `docker login`. */
+    organization: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a Docker Hub organization name').max(255),
+    /** Key Vault secret `{"username","password"}`: an organization owner and their personal access token, for the Hub API only. */
+    apiSecret: secretNameSchema,
+    apiEndpoint: serviceUrl.default('https://hub.docker.com'),
+  }),
+  z.strictObject({
+    provider: z.literal('acr-scope-map'),
+    registryResourceId: acrResourceIdSchema,
+    armEndpoint: serviceUrl.default('https://management.azure.com'),
+  }),
+]);
+
+export type LoginPolicy = z.infer<typeof loginSchema>;
+
+const common = { credentialSecret: secretNameSchema, rotation: rotationSchema.optional(), login: loginSchema.optional(), ...reach };
 
 const dockerHubSchema = z.strictObject({
   kind: z.literal('dockerhub'),
@@ -73,6 +96,14 @@ const tokenAuthSchema = z
      */
     realm: serviceUrl.optional(),
     service: z.string().min(1).max(253).optional(),
+    /**
+     * Hosts besides the registry's own that a discovered realm may be on (a registry whose token
+     * service lives on a separate auth host). Any other realm is refused and never sees the password.
+     */
+    realmHosts: z
+      .array(z.string().transform((host) => host.toLowerCase()).refine((host) => HOSTNAME.test(host), 'must be a host name, without scheme or port'))
+      .max(10)
+      .optional(),
     ...common,
   })
   .refine((entry) => (entry.realm === undefined) === (entry.service === undefined), { message: 'set both realm and service, or neither', path: ['realm'] });
@@ -81,6 +112,7 @@ const tokenAuthSchema = z
 const acrSchema = z.strictObject({
   kind: z.literal('acr'),
   host: registryHostSchema,
+  login: loginSchema.optional(),
   ...reach,
 });
 
@@ -95,8 +127,13 @@ export const catalogSchema = z
     const seen = new Set<string>();
     entries.forEach((entry, index) => {
       const loopback = entry.endpoint !== undefined && isLoopbackUrl(new URL(entry.endpoint));
-      if (entry.kind === 'acr' && !loopback && !ACR_SUFFIXES.some((suffix) => entry.host.endsWith(suffix))) {
+      const isAcrServer = (host: string) => ACR_SUFFIXES.some((suffix) => host.endsWith(suffix));
+      if (entry.kind === 'acr' && !loopback && !isAcrServer(entry.host)) {
         ctx.addIssue({ code: 'custom', path: [index, 'host'], message: `an acr registry must be an ACR login server (${ACR_SUFFIXES.join(', ')})` });
+      }
+      // The broker's own Entra token for ACR goes to the endpoint: it too must be an ACR login server.
+      if (entry.kind === 'acr' && entry.endpoint !== undefined && !loopback && !isAcrServer(new URL(entry.endpoint).hostname)) {
+        ctx.addIssue({ code: 'custom', path: [index, 'endpoint'], message: `an acr endpoint must be an ACR login server (${ACR_SUFFIXES.join(', ')}) or loopback` });
       }
       if (seen.has(entry.host)) ctx.addIssue({ code: 'custom', path: [index, 'host'], message: `duplicate host ${entry.host}` });
       seen.add(entry.host);
@@ -117,12 +154,16 @@ export interface RegistryEntry {
   credentialSecret: string | undefined;
   /** Base URL of the registry API (`…/v2/` lives below it). */
   baseUrl: string;
-  /** Realm and service known without asking the registry (Docker Hub), else discovered. */
+  /** Realm and service known without asking the registry (Docker Hub, a pinned realm), else discovered. */
   knownChallenge: Challenge | undefined;
+  /** Host names a discovered realm may be on: the registry's own, and the entry's `realmHosts`. */
+  realmHosts: string[];
   timeoutMs: number;
   /** The key docker's config.json uses for this registry. */
   dockerConfigKey: string;
   rotation: RotationPolicy | undefined;
+  /** How login credentials are made here; without it the registry supports form "token" only. */
+  login: LoginPolicy | undefined;
 }
 
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
@@ -135,10 +176,13 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
       host: config.host,
       credentialSecret: config.credentialSecret,
       baseUrl: config.endpoint ?? 'https://registry-1.docker.io',
-      knownChallenge: config.endpoint ? undefined : { realm: 'https://auth.docker.io/token', service: 'registry.docker.io' },
+      // Docker Hub's realm is fixed: the password is never sent where a (spoofed) registry points.
+      knownChallenge: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io' },
+      realmHosts: [],
       timeoutMs,
       dockerConfigKey: 'https://index.docker.io/v1/',
       rotation: config.rotation,
+      login: config.login,
     };
   }
   return {
@@ -147,9 +191,13 @@ function toEntry(config: CatalogEntryConfig): RegistryEntry {
     credentialSecret: config.kind === 'acr' ? undefined : config.credentialSecret,
     baseUrl: config.endpoint ?? `https://${config.host}`,
     knownChallenge: config.kind === 'token-auth' && config.realm && config.service ? { realm: config.realm, service: config.service } : undefined,
+    realmHosts: [
+      ...new Set([new URL(`https://${config.host}`).hostname, ...(config.endpoint ? [new URL(config.endpoint).hostname] : []), ...((config.kind === 'token-auth' && config.realmHosts) || [])]),
+    ],
     timeoutMs,
     dockerConfigKey: config.host,
     rotation: config.kind === 'acr' ? undefined : config.rotation,
+    login: config.login,
   };
 }
 

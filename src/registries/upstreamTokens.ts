@@ -1,7 +1,8 @@
 import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import type { UpstreamCredential } from '../credentials/upstreamCredentials.js';
-import { problems } from '../http/problem.js';
+import { Problem, problems } from '../http/problem.js';
+import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 import type { Challenge, RegistryEntry } from './catalog.js';
@@ -34,11 +35,22 @@ const tokenResponseSchema = z
  * stored credential. The token's lifetime is read from the answer, never assumed.
  */
 export class UpstreamTokenMinter {
-  private readonly challenges = new RefreshingCache<RegistryEntry, Challenge>({
-    ttlMs: CHALLENGE_TTL_MS,
-    staleMs: CHALLENGE_TTL_MS,
-    load: (entry) => discoverChallenge(entry),
-  });
+  private readonly challenges: RefreshingCache<RegistryEntry, Challenge>;
+  /** The first realm each registry named: a registry that later names another is refused. */
+  private readonly approved = new Map<string, Challenge>();
+
+  constructor(
+    private readonly log: Logger,
+    options: { challengeTtlMs?: number } = {},
+  ) {
+    const ttlMs = options.challengeTtlMs ?? CHALLENGE_TTL_MS;
+    this.challenges = new RefreshingCache({
+      ttlMs,
+      staleMs: ttlMs,
+      load: (entry) => this.discover(entry),
+      serveStaleOn: (error) => !(error instanceof Problem && error.code === 'realm-not-allowed'),
+    });
+  }
 
   async mint(entry: RegistryEntry, credential: UpstreamCredential, scopes: RepositoryScope[]): Promise<UpstreamToken> {
     const deadline = Date.now() + entry.timeoutMs;
@@ -64,6 +76,35 @@ export class UpstreamTokenMinter {
     const lifetimeMs = (parsed.data.expires_in ?? DEFAULT_LIFETIME_SECONDS) * 1000;
     return { token, expiresAt: new Date(Math.min(requestedAt + lifetimeMs, jwtExpiry(token) ?? Infinity)) };
   }
+
+  /**
+   * The stored credential goes only to a realm the operator approved (DESIGN.md "Token realms"): https
+   * (or loopback), on the registry's own host or one of the entry's `realmHosts`, and the same realm
+   * the registry named the first time. Anything else is refused before a credential is sent.
+   */
+  private async discover(entry: RegistryEntry): Promise<Challenge> {
+    const challenge = await readChallenge(entry);
+    const refuse = (why: string): never => {
+      this.log.error('token realm not allowed', { registry: entry.host, realmHost: hostOf(challenge.realm), why });
+      throw problems.realmNotAllowed(
+        `${entry.host} named a token realm the broker will not send its credential to (${why}). An operator can pin the entry's realm or list the realm's host in realmHosts.`,
+      );
+    };
+    if (!isAllowedServiceUrl(challenge.realm)) refuse('not https');
+    if (!entry.realmHosts.includes(new URL(challenge.realm).hostname)) refuse(`host ${hostOf(challenge.realm)} is neither the registry's nor in realmHosts`);
+    const first = this.approved.get(entry.host);
+    if (first && (first.realm !== challenge.realm || first.service !== challenge.service)) refuse('the realm changed since the registry first named it');
+    this.approved.set(entry.host, challenge);
+    return challenge;
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'unparseable';
+  }
 }
 
 export function jwtExpiry(token: string): number | undefined {
@@ -75,7 +116,7 @@ export function jwtExpiry(token: string): number | undefined {
   }
 }
 
-async function discoverChallenge(entry: RegistryEntry): Promise<Challenge> {
+async function readChallenge(entry: RegistryEntry): Promise<Challenge> {
   const response = await upstreamFetch({ url: `${entry.baseUrl}/v2/`, deadline: Date.now() + entry.timeoutMs, registry: entry.host });
   await response.body?.cancel();
   const header = response.headers.get('www-authenticate');
@@ -85,7 +126,5 @@ async function discoverChallenge(entry: RegistryEntry): Promise<Challenge> {
   if (challenge?.scheme !== 'bearer' || !realm || service === undefined) {
     throw problems.upstreamBroken(`${entry.host} does not use bearer token authentication.`);
   }
-  // The broker sends the stored credential to the realm: never to a plain-http remote host.
-  if (!isAllowedServiceUrl(realm)) throw problems.upstreamBroken(`${entry.host} names a token realm the broker will not use.`);
   return { realm, service };
 }

@@ -52,11 +52,20 @@ export interface SandboxOptions {
   env?: Record<string, string | undefined>;
   registryTimeoutSeconds?: number;
   /** More catalog entries in front of the same registry, each with its own stored credential. */
-  extraRegistries?: { host: string; credentialSecret: string }[];
+  extraRegistries?: { host: string; credentialSecret: string; endpoint?: string; realm?: string; service?: string; realmHosts?: string[] }[];
   /** Also run an Azure Container Registry look-alike (catalog kind `acr`). */
   acr?: boolean;
   /** Manage the main registry's credential with a rotation provider and its API stand-in. */
   rotation?: 'dockerhub' | 'acr-token';
+  /**
+   * Form "login" too: the main registry hands out Docker Hub organization access tokens (Docker Hub
+   * API stand-in), the ACR look-alike scope-map tokens (ARM stand-in).
+   */
+  login?: boolean;
+  /** The Docker Hub organization owning the main registry's repositories (default `demo`). */
+  loginOrganization?: string;
+  /** Lifetime of the registry tokens the token server signs (SANDBOX_REGISTRY_TOKEN_SECONDS; default 300, like Docker Hub). */
+  registryTokenSeconds?: number;
   rotationOverrides?: RotationEngineOverrides;
 }
 
@@ -70,16 +79,18 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     keyVault.allow(entra.brokerIdentity.objectId);
     const azurite = await startAzurite();
     started.push(azurite);
-    const tokens = await startRegistryTokenServer({ entra });
+    const tokens = await startRegistryTokenServer({ entra, ...(options.registryTokenSeconds ? { tokenSeconds: options.registryTokenSeconds } : {}) });
     started.push(tokens);
     const realRegistry = dockerRegistryAvailable();
     const registry = realRegistry ? await startDockerRegistry(tokens) : { url: tokens.url, host: new URL(tokens.url).host, close: async () => undefined };
     started.push(registry);
     let acr: DockerRegistry | undefined;
+    let acrService: string | undefined;
     if (options.acr && realRegistry) {
       // An ACR login server answers /oauth2/* and /v2/* on one host: a front does that here.
       const port = await freePort();
       const service = `127.0.0.1:${port}`;
+      acrService = service;
       tokens.enableAcr(service);
       const behind = await startDockerRegistry(tokens, { service, realm: `http://${service}/oauth2/token` });
       started.push(behind);
@@ -103,7 +114,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       keyVault.setSecret(`${REGISTRY_SECRET}-admin`, JSON.stringify({ username: registryUser, password: dockerHub.adminPassword }), { contentType: 'application/json' });
       rotation = { provider: 'dockerhub', adminSecret: `${REGISTRY_SECRET}-admin`, apiEndpoint: dockerHub.url };
     } else if (options.rotation === 'acr-token') {
-      arm = await startArm(entra, tokens);
+      arm = await startArm(entra, tokens, acrService ? { acrService } : {});
       started.push(arm);
       registryUser = arm.tokenName;
       registryPassword = arm.generate('password1');
@@ -111,6 +122,24 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       rotation = { provider: 'acr-token', registryResourceId: arm.registryResourceId, tokenName: arm.tokenName, armEndpoint: arm.url };
     } else {
       tokens.addAccount(registryUser, registryPassword);
+    }
+    let mainLogin: Record<string, unknown> | undefined;
+    let acrLogin: Record<string, unknown> | undefined;
+    if (options.login) {
+      if (!dockerHub) {
+        dockerHub = await startDockerHubApi(tokens, registryUser, options.loginOrganization);
+        started.push(dockerHub);
+      }
+      // The Hub API credential is a secret of its own, never the one the registry token is minted with.
+      keyVault.setSecret(`${REGISTRY_SECRET}-hub-api`, JSON.stringify({ username: registryUser, password: dockerHub.adminPassword }), { contentType: 'application/json' });
+      mainLogin = { provider: 'dockerhub-oat', organization: dockerHub.organization, apiSecret: `${REGISTRY_SECRET}-hub-api`, apiEndpoint: dockerHub.url };
+      if (acr) {
+        if (!arm) {
+          arm = await startArm(entra, tokens, acrService ? { acrService } : {});
+          started.push(arm);
+        }
+        acrLogin = { provider: 'acr-scope-map', registryResourceId: arm.registryResourceId, armEndpoint: arm.url };
+      }
     }
     keyVault.setSecret(REGISTRY_SECRET, JSON.stringify({ username: registryUser, password: registryPassword }), {
       contentType: 'application/json',
@@ -135,14 +164,15 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           credentialSecret: REGISTRY_SECRET,
           timeoutSeconds: options.registryTimeoutSeconds ?? 10,
           ...(rotation ? { rotation } : {}),
+          ...(mainLogin ? { login: mainLogin } : {}),
         },
         ...(options.extraRegistries ?? []).map((extra) => {
           keyVault.setSecret(extra.credentialSecret, JSON.stringify({ username: registryUser, password: registryPassword }), {
             contentType: 'application/json',
           });
-          return { kind: 'token-auth', host: extra.host, endpoint: registry.url, credentialSecret: extra.credentialSecret, timeoutSeconds: 10 };
+          return { kind: 'token-auth', endpoint: registry.url, timeoutSeconds: 10, ...extra };
         }),
-        ...(acr ? [{ kind: 'acr', host: acr.host, endpoint: acr.url }] : []),
+        ...(acr ? [{ kind: 'acr', host: acr.host, endpoint: acr.url, ...(acrLogin ? { login: acrLogin } : {}) }] : []),
       ]),
       ADMIN_ROLE,
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),

@@ -39,6 +39,32 @@ describe('RegistryCatalog', () => {
     expect(catalogSchema.safeParse([{ kind: 'token-auth', host: 'quay.io', credentialSecret: 'q', realm: 'http://quay.io/v2/auth', service: 'quay.io' }]).success).toBe(false);
   });
 
+  it('Docker Hub never discovers a realm, not even behind an endpoint override (issue 9 H1)', () => {
+    const mirrored = new RegistryCatalog(catalogSchema.parse([{ kind: 'dockerhub', credentialSecret: 'd', endpoint: 'https://mirror.example' }]));
+    expect(mirrored.find('docker.io')?.knownChallenge).toEqual({ realm: 'https://auth.docker.io/token', service: 'registry.docker.io' });
+  });
+
+  it('approves a discovered realm on the registry\'s own host, its endpoint\'s host and realmHosts only', () => {
+    const entries = new RegistryCatalog(
+      catalogSchema.parse([
+        { kind: 'token-auth', host: 'ghcr.io', credentialSecret: 'g' },
+        { kind: 'token-auth', host: 'harbor.example:8443', endpoint: 'https://harbor-internal.example', credentialSecret: 'h', realmHosts: ['Auth.Example'] },
+      ]),
+    );
+    expect(entries.find('ghcr.io')?.realmHosts).toEqual(['ghcr.io']);
+    expect(entries.find('harbor.example:8443')?.realmHosts).toEqual(['harbor.example', 'harbor-internal.example', 'auth.example']);
+    for (const bad of ['https://auth.example', 'auth.example:443', '']) {
+      expect(catalogSchema.safeParse([{ kind: 'token-auth', host: 'q.example', credentialSecret: 'q', realmHosts: [bad] }]).success).toBe(false);
+    }
+  });
+
+  it('refuses an acr entry whose endpoint is not an ACR login server (the broker\'s Entra token goes there; issue 9 M3)', () => {
+    expect(catalogSchema.safeParse([{ kind: 'acr', host: 'myreg.azurecr.io', endpoint: 'https://collector.evil.example' }]).success).toBe(false);
+    expect(catalogSchema.safeParse([{ kind: 'acr', host: 'myreg.azurecr.io', endpoint: 'https://127.evil.com' }]).success).toBe(false);
+    expect(catalogSchema.safeParse([{ kind: 'acr', host: 'myreg.azurecr.io', endpoint: 'https://myreg-westeu.azurecr.io' }]).success).toBe(true);
+    expect(catalogSchema.safeParse([{ kind: 'acr', host: 'myreg.azurecr.io', endpoint: 'http://127.0.0.1:5000' }]).success).toBe(true);
+  });
+
   it('does not know registries outside the catalog', () => {
     expect(catalog.find('quay.io')).toBeUndefined();
     expect(catalog.find('ghcr.io.evil.example')).toBeUndefined();

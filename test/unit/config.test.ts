@@ -47,6 +47,15 @@ describe('loadConfig', () => {
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'a' }, { kind: 'token-auth', host: 'X.io', credentialSecret: 'b' }]) }],
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'acr', host: 'myreg.evil.example' }]) }],
     ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'x', endpont: 'https://typo' }]) }],
+    // Look-alike loopback (issue 9 M2): only localhost, 127.0.0.0/8 literals and [::1] may use plain http.
+    ['KEY_VAULT_URL', { KEY_VAULT_URL: 'http://127.evil.com' }],
+    ['KEY_VAULT_URL', { KEY_VAULT_URL: 'http://127.0.0.1.nip.io:8443' }],
+    ['AZURE_AUTHORITY_HOST', { AZURE_AUTHORITY_HOST: 'http://localhost.evil.com' }],
+    ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: 'x.io', credentialSecret: 'x', endpoint: 'http://127.evil.com:5000' }]) }],
+    // The broker's Entra token for ACR goes to the endpoint (issue 9 M3).
+    ['REGISTRIES', { REGISTRIES: JSON.stringify([{ kind: 'acr', host: 'myreg.azurecr.io', endpoint: 'https://collector.evil.example' }]) }],
+    // Grace shorter than token + cache + stale window (issue 9 L8): 3600 + 300 + 3600 s > 120 min.
+    ['REGISTRIES', { MAX_TTL_SECONDS: '3600', REGISTRIES: JSON.stringify([{ kind: 'dockerhub', credentialSecret: 'd', rotation: { provider: 'none', graceMinutes: 120 } }]) }],
     ['MAX_TTL_SECONDS', { MAX_TTL_SECONDS: 'forever' }],
     ['MAX_TTL_SECONDS', { MAX_TTL_SECONDS: '10' }],
   ])('names %s when it is bad', (setting, change) => {
@@ -67,6 +76,14 @@ describe('loadConfig', () => {
       REGISTRIES: JSON.stringify([{ kind: 'token-auth', host: '127.0.0.1:5000', endpoint: 'http://127.0.0.1:5000', credentialSecret: 'r' }]),
     });
     expect(config.keyVaultUrl).toBe('http://127.0.0.1:8443');
+    for (const url of ['http://localhost:8443', 'http://[::1]:8443', 'http://127.1.2.3:8443']) expect(loadConfig({ ...valid, KEY_VAULT_URL: url }).keyVaultUrl).toBe(url);
+  });
+
+  it('names the grace rule with the stale window in it, and accepts a grace that outlasts all three', () => {
+    const registries = (graceMinutes: number) => JSON.stringify([{ kind: 'dockerhub', credentialSecret: 'd', rotation: { provider: 'none', graceMinutes } }]);
+    expect(problems({ ...valid, REGISTRIES: registries(150) }).join('\n')).toContain('CREDENTIAL_STALE_SECONDS');
+    expect(loadConfig({ ...valid, REGISTRIES: registries(156) }).registries).toHaveLength(1);
+    expect(loadConfig({ ...valid, CREDENTIAL_STALE_SECONDS: '0', REGISTRIES: registries(100) }).registries).toHaveLength(1);
   });
 });
 

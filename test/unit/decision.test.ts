@@ -24,6 +24,16 @@ describe('decide', () => {
     expect(decision).toEqual({ allowed: true, grantIds: ['g'], maxTtlSeconds: undefined });
   });
 
+  it('caps the lifetime at the time left before a grant\'s notAfter (issue 9 L3)', () => {
+    const ending = grant({ id: 'ending', notAfter: new Date(now.getTime() + 10_000).toISOString() });
+    expect(decide(caller, 'docker.io', [{ repository: 'acme/web', actions: ['pull'] }], [ending], now)).toMatchObject({ allowed: true, maxTtlSeconds: 10 });
+    const both = grant({ id: 'both', maxTtlSeconds: 600, notAfter: new Date(now.getTime() + 3600_000).toISOString() });
+    expect(decide(caller, 'docker.io', [{ repository: 'acme/web', actions: ['pull'] }], [both], now)).toMatchObject({ maxTtlSeconds: 600 });
+    // Of two grants that each cover the request, the one allowing the longer lifetime is used.
+    const open = grant({ id: 'open', maxTtlSeconds: 900 });
+    expect(decide(caller, 'docker.io', [{ repository: 'acme/web', actions: ['pull'] }], [ending, open], now)).toMatchObject({ grantIds: ['open'], maxTtlSeconds: 900 });
+  });
+
   it('lists only the missing actions', () => {
     const decision = decide(caller, 'docker.io', [{ repository: 'acme/web', actions: ['pull', 'push', 'delete'] }], [grant({ id: 'g', actions: ['pull', 'push'] })], now);
     expect(decision).toEqual({ allowed: false, notGranted: ['repository:acme/web:delete'] });

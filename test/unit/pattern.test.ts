@@ -15,7 +15,9 @@ describe('matchesRepository', () => {
     ['acme/*', 'acme', false],
     ['acme/**', 'acme/web', true],
     ['acme/**', 'acme/web/sub/deeper', true],
-    ['acme/**', 'acme', true],
+    // A trailing ** matches one or more segments (issue 9 L7): the bare prefix needs a grant of its own.
+    ['acme/**', 'acme', false],
+    ['acme/**/web', 'acme/web', true],
     ['acme/**', 'acmex/web', false],
     ['**/web', 'a/b/c/web', true],
     ['**/web', 'web', true],
