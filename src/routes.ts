@@ -1,10 +1,12 @@
 import { adminAuditRoute } from './functions/adminAudit.js';
 import { adminBlockRoute, adminBlocksRoute } from './functions/adminBlocks.js';
 import { adminCredentialsRoute, adminRotateRoute } from './functions/adminCredentials.js';
+import { adminExplainRoute } from './functions/adminExplain.js';
 import { adminIssuancesRoute } from './functions/adminIssuances.js';
 import { adminGrantRoute, adminGrantsRoute } from './functions/adminGrants.js';
 import { healthRoute } from './functions/health.js';
 import { openApiRoute } from './functions/openapi.js';
+import { adminLoginCredentialsRoute } from './functions/loginCredentials.js';
 import { tokensRoute } from './functions/tokens.js';
 import type { Route } from './http/types.js';
 import type { Services } from './services.js';
@@ -21,5 +23,7 @@ export const routes: Route<Services>[] = [
   adminAuditRoute,
   adminCredentialsRoute,
   adminRotateRoute,
+  adminExplainRoute,
+  adminLoginCredentialsRoute,
 ];
 routes.push(openApiRoute(() => routes));

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { asProblem, problems } from '../http/problem.js';
 import { errorSummary, type Logger } from '../logger.js';
@@ -11,7 +11,7 @@ import { encodeCursor, queryTimeRange, type Cursor, type Entity } from './timeRa
 export interface AdminChange {
   requestId: string;
   actor: CallerIdentity;
-  action: 'grant.create' | 'grant.update' | 'grant.delete' | 'block.put' | 'block.delete' | 'credential.rotate';
+  action: 'grant.create' | 'grant.update' | 'grant.delete' | 'block.put' | 'block.delete' | 'credential.rotate' | 'explain';
   target: string;
   before?: unknown;
   after?: unknown;

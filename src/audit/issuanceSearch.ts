@@ -12,6 +12,7 @@ export interface IssuanceFilter {
   registry?: string;
   repository?: string;
   outcome?: Outcome;
+  requestId?: string;
   limit: number;
   cursor?: Cursor;
 }
@@ -38,6 +39,8 @@ export interface IssuanceView {
   tokenReused?: boolean;
   credentialVersion?: string;
   upstreamScope?: string;
+  form?: string;
+  credentialId?: string;
   /** Aggregates of failed authentications: how many requests this row stands for (one address, reason, minute). */
   count?: number;
 }
@@ -76,6 +79,8 @@ export function toView(entity: Entity): IssuanceView {
     tokenReused: typeof entity.tokenReused === 'boolean' ? entity.tokenReused : undefined,
     credentialVersion: text(entity.credentialVersion),
     upstreamScope: text(entity.upstreamScope),
+    form: text(entity.form),
+    credentialId: text(entity.credentialId),
     count: typeof entity.count === 'number' ? entity.count : undefined,
   };
 }
@@ -98,6 +103,7 @@ export async function searchIssuances(table: TableClient, filter: IssuanceFilter
     ...(filter.objectId ? [`objectId eq ${odataString(filter.objectId)}`] : []),
     ...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []),
     ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : []),
+    ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : []),
   ];
   const repository = filter.repository;
   const page = await queryTimeRange(table, ISSUANCE_SHARDS, {

@@ -7,13 +7,13 @@ export type Decision =
   | { allowed: true; grantIds: string[]; maxTtlSeconds: number | undefined }
   | { allowed: false; notGranted: string[] };
 
-function subjectMatches(grant: Grant, caller: CallerIdentity): boolean {
+export function subjectMatches(grant: Grant, caller: Pick<CallerIdentity, 'objectId' | 'appId'>): boolean {
   return grant.subjects.some((subject) =>
     'objectId' in subject ? subject.objectId === caller.objectId : caller.appId !== undefined && subject.appId === caller.appId.toLowerCase(),
   );
 }
 
-function isActive(grant: Grant, now: Date): boolean {
+export function isActive(grant: Grant, now: Date): boolean {
   return grant.enabled && (grant.notAfter === undefined || Date.parse(grant.notAfter) > now.getTime());
 }
 

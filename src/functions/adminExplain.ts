@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { explain } from '../grants/explain.js';
+import { parseBody } from '../http/body.js';
+import { json } from '../http/dispatch.js';
+import { problems } from '../http/problem.js';
+import type { Handler, Route } from '../http/types.js';
+import { tokenRequestSchema } from '../issuance/tokenRequest.js';
+import { parseScope, type RepositoryScope } from '../registries/scope.js';
+import type { Services } from '../services.js';
+import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
+
+/**
+ * POST /v1/admin/explain: why would (or did) this identity get, or not get, these scopes? Answers per
+ * requested action with the grant that allows it, or each grant's first reason not to apply, and any
+ * block. Nothing is issued; the question is admin-audited. With `requestId` it replays an audited
+ * token request (its caller, registry and scopes) against today's grants and blocks.
+ */
+const guid = z.guid().transform((id) => id.toLowerCase());
+const subjectSchema = z
+  .strictObject({ objectId: guid.optional(), appId: guid.optional(), tenantId: guid.optional() })
+  .refine((subject) => subject.objectId !== undefined || subject.appId !== undefined, 'name the identity by objectId and/or appId');
+const questionSchema = z.strictObject({ subject: subjectSchema, registry: tokenRequestSchema.shape.registry, scopes: tokenRequestSchema.shape.scopes });
+const replaySchema = z.strictObject({
+  requestId: z.string().min(1).max(100).describe('the requestId of an audited token request (in its answer and its audit record)'),
+  from: z.iso.datetime({ offset: true }).optional().describe('where to look for it; default: 24 h before `to`'),
+  to: z.iso.datetime({ offset: true }).optional().describe('default: now'),
+});
+export const explainBodySchema = z.union([questionSchema, replaySchema]);
+
+const explanationSchema = z.object({
+  subject: z.object({ objectId: z.string().optional(), appId: z.string().optional(), tenantId: z.string().optional() }),
+  registry: z.string(),
+  allowed: z.boolean(),
+  blocked: z.boolean(),
+  block: z.object({ blockedAt: z.string(), reason: z.string() }).optional(),
+  actions: z.array(
+    z.object({
+      repository: z.string(),
+      action: z.string(),
+      allowed: z.boolean(),
+      grantId: z.string().optional(),
+      lifetimeCapSeconds: z.number().optional(),
+      grants: z.array(z.object({ id: z.string(), reason: z.enum(['subject', 'repository', 'action', 'disabled', 'expired']) })).optional(),
+    }),
+  ),
+  lifetimeCapSeconds: z.number().optional().describe('the least cap of the allowing grants (maxTtlSeconds, time to notAfter), before MAX_TTL_SECONDS'),
+  maxTtlSeconds: z.number(),
+  replayed: z.object({ requestId: z.string(), time: z.string(), outcome: z.string(), reason: z.string() }).optional(),
+});
+
+type Question = { subject: { objectId?: string; appId?: string; tenantId?: string }; registry: string; scopes: RepositoryScope[]; replayed?: z.infer<typeof explanationSchema>['replayed'] };
+
+async function replay(services: Services, input: z.infer<typeof replaySchema>): Promise<Question> {
+  const to = input.to ? new Date(input.to) : new Date();
+  const from = input.from ? new Date(input.from) : new Date(to.getTime() - 86_400_000);
+  if (from > to || to.getTime() - from.getTime() > 31 * 86_400_000) throw problems.badRequest('from/to must be a range of at most 31 days.');
+  const { issuances } = await services.issuanceSearch.search({ from, to, requestId: input.requestId, limit: 1 });
+  const record = issuances[0];
+  if (!record?.registry || (!record.objectId && !record.appId)) {
+    throw problems.notFound('request-not-found', `No audited token request ${input.requestId} by a known identity between ${from.toISOString()} and ${to.toISOString()}.`);
+  }
+  const scopes = record.requestedScopes.flatMap((text) => {
+    const parsed = parseScope(text);
+    return parsed.ok ? [parsed.scope] : [];
+  });
+  return {
+    subject: { objectId: record.objectId, appId: record.appId, tenantId: record.tenantId },
+    registry: record.registry,
+    scopes,
+    replayed: { requestId: record.requestId, time: record.time, outcome: record.outcome, reason: record.reason },
+  };
+}
+
+const explainHandler: Handler<Services> = async (request, { services }) => {
+  const caller = await adminCaller(request, services);
+  const body = parseBody(await request.text(), explainBodySchema);
+  const question: Question = 'requestId' in body ? await replay(services, body) : body;
+  const entry = services.issuer.registry(question.registry);
+  const block = question.subject.objectId ? await services.blocks.find(question.subject.objectId) : undefined;
+  const answer = explain(
+    { objectId: question.subject.objectId, appId: question.subject.appId },
+    entry.host,
+    question.scopes,
+    await services.grants.active(),
+    block,
+    new Date(),
+  );
+  await services.adminAudit.write(
+    { requestId: request.requestId, actor: caller, action: 'explain', target: question.subject.objectId ?? question.subject.appId ?? '', after: { registry: entry.host, allowed: answer.allowed } },
+    'completed',
+  );
+  return json(200, {
+    subject: question.subject,
+    registry: entry.host,
+    ...answer,
+    ...(block ? { block: { blockedAt: block.blockedAt, reason: block.reason } } : {}),
+    maxTtlSeconds: services.config.maxTtlSeconds,
+    ...(question.replayed ? { replayed: question.replayed } : {}),
+  });
+};
+
+export const adminExplainRoute: Route<Services> = {
+  name: 'adminExplain',
+  route: 'v1/admin/explain',
+  operations: {
+    POST: {
+      summary: 'Explain a decision: per action, the grant that allows it, or why each grant does not apply',
+      description:
+        'Body: {subject: {objectId?, appId?, tenantId?}, registry, scopes} or {requestId, from?, to?} to replay an audited token request against the current grants and blocks. Nothing is issued; the call is admin-audited.',
+      access: 'admin',
+      requestBody: explainBodySchema,
+      responses: {
+        200: { description: 'The explanation', schema: explanationSchema },
+        400: { description: 'Invalid question' },
+        404: { description: 'Unknown registry, or no audited request with that requestId in the range' },
+        ...ADMIN_ERRORS,
+        503: { description: 'The grant store, block list or audit is unavailable' },
+      },
+      handler: explainHandler,
+    },
+  },
+};
