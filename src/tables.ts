@@ -34,13 +34,19 @@ export function tableStatus(error: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-/** Creates the table on first use, once per client; 409 (already there) is success. */
+/**
+ * Creates the table on first use, once per client (Azurite, a fresh sandbox). 409 (already there) is
+ * success, and so is 403: in Azure, infra creates every table and the broker's roles may not create
+ * tables; if one is really missing, the first read or write says so.
+ */
 export function tableReady(client: TableClient): () => Promise<void> {
   let ready: Promise<void> | undefined;
   return () => {
     ready ??= client.createTable().catch((error: unknown) => {
+      const status = tableStatus(error);
+      if (status === 409 || status === 403) return;
       ready = undefined;
-      if (tableStatus(error) !== 409) throw error;
+      throw error;
     });
     return ready;
   };

@@ -1,15 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { errorSummary, type Logger } from '../logger.js';
 import { tableReady, tableStatus } from '../tables.js';
 import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';
 
 /**
  * Requests that fail authentication cost no durable row each: anyone can send them, by the thousand.
- * They are counted in memory per (client address, reason, minute) and written to the issuances table
- * as one aggregate row per key and instance, upserted with the running count every few seconds, best
- * effort: a write that fails is retried at the next flush and never holds up or fails a request.
+ * They are counted in memory per (client address, reason, minute) and, once the minute is over,
+ * written to the issuances table as one aggregate row per key and instance — inserted, never updated,
+ * because the audit tables are append-only for the broker. Best effort: a write that fails is retried
+ * at the next flush (every few seconds) and never holds up or fails a request.
  */
 interface Tally {
   clientIp: string;
@@ -22,7 +23,6 @@ interface Tally {
   partitionKey: string;
   rowKey: string;
   lastAt: number;
-  dirty: boolean;
 }
 
 export interface FailedAuthenticationsOptions {
@@ -43,6 +43,8 @@ export class FailedAuthentications {
   private readonly tallies = new Map<string, Tally>();
   private readonly ready: () => Promise<void>;
   private readonly instance = randomUUID();
+  /** Tallies closed early (flush `all`) start again under a new row key: rows are only ever inserted. */
+  private generation = 0;
   private readonly maxKeys: number;
   private readonly now: () => number;
   private flushing: Promise<void> | undefined;
@@ -69,7 +71,7 @@ export class FailedAuthentications {
       tally = this.tallies.get(key);
     }
     if (!tally) {
-      const id = digest(`${this.instance}\n${clientIp}\n${reason}\n${status}`);
+      const id = digest(`${this.instance}\n${this.generation}\n${clientIp}\n${reason}\n${status}`);
       const start = new Date(minute);
       tally = {
         clientIp,
@@ -81,28 +83,32 @@ export class FailedAuthentications {
         partitionKey: partitionKey(start, id[0]! % ISSUANCE_SHARDS),
         rowKey: `${invertedTime(start)}-agg-${id.toString('hex').slice(0, 16)}`,
         lastAt: now,
-        dirty: true,
       };
       this.tallies.set(key, tally);
     }
     tally.count += 1;
     tally.lastAt = now;
-    tally.dirty = true;
   }
 
-  /** Writes every changed tally; forgets those of finished minutes once they are stored. */
-  flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => {
+  /**
+   * Writes the tallies of finished minutes and forgets them once stored. `all` closes the current
+   * minute too (shutdown, tests): what comes after it in the same minute gets a row of its own.
+   */
+  async flush(options: { all?: boolean } = {}): Promise<void> {
+    await this.flushing;
+    if (options.all) this.generation += 1;
+    this.flushing = this.write(options.all ?? false).finally(() => {
       this.flushing = undefined;
     });
     return this.flushing;
   }
 
-  private async write(): Promise<void> {
+  private async write(all: boolean): Promise<void> {
     const now = this.now();
     const currentMinute = now - (now % MINUTE_MS);
-    const due = [...this.tallies.entries()].filter(([, tally]) => tally.dirty);
-    for (const [, tally] of due) tally.dirty = false;
+    const due = [...this.tallies.entries()].filter(([, tally]) => all || tally.minute < currentMinute);
+    // Taken out before the write: a failure arriving meanwhile starts a fresh tally, never changes a row in flight.
+    for (const [key] of due) this.tallies.delete(key);
     const byPartition = new Map<string, [string, Tally][]>();
     for (const item of due) byPartition.set(item[1].partitionKey, [...(byPartition.get(item[1].partitionKey) ?? []), item]);
     for (const items of byPartition.values()) {
@@ -110,13 +116,16 @@ export class FailedAuthentications {
         const chunk = items.slice(start, start + TRANSACTION_LIMIT);
         try {
           await this.ready();
-          await this.table.submitTransaction(chunk.map(([, tally]) => upsert(tally)));
-          for (const [key, tally] of chunk) if (!tally.dirty && tally.minute < currentMinute) this.tallies.delete(key);
+          await this.table.submitTransaction(chunk.map(([, tally]) => insert(tally)));
         } catch (error) {
+          // A conflict on our own row keys: an earlier attempt was stored and only its answer was lost.
+          if (tableStatus(error) === 409) continue;
           this.log.warn('failed-authentication aggregates not written yet', { rows: chunk.length, status: tableStatus(error), error: errorSummary(error) });
           for (const [key, tally] of chunk) {
-            if (now - tally.minute > KEEP_UNWRITTEN_MS) this.tallies.delete(key);
-            else tally.dirty = true;
+            if (now - tally.minute > KEEP_UNWRITTEN_MS) continue;
+            const newer = this.tallies.get(key);
+            if (newer) newer.count += tally.count;
+            else this.tallies.set(key, tally);
           }
         }
       }
@@ -124,9 +133,9 @@ export class FailedAuthentications {
   }
 }
 
-function upsert(tally: Tally): TransactionAction {
+function insert(tally: Tally): TransactionAction {
   return [
-    'upsert',
+    'create',
     {
       partitionKey: tally.partitionKey,
       rowKey: tally.rowKey,
@@ -144,6 +153,5 @@ function upsert(tally: Tally): TransactionAction {
       grantIds: '[]',
       latencyMs: 0,
     },
-    'Replace',
   ];
 }

@@ -2,6 +2,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type
 import { z } from 'zod';
 import { Problem, problems } from '../http/problem.js';
 import type { OpenIdMetadata, TokenVersion } from './openIdMetadata.js';
+import { VerifiedTokenCache } from './verifiedTokenCache.js';
 
 /** Who is calling, as proven by a validated Entra access token. */
 export interface CallerIdentity {
@@ -77,6 +78,9 @@ function precheck(unverified: JWTPayload, policy: CallerTokenPolicy, nowSeconds:
  * keys of exactly that issuer, with the algorithm pinned to RS256.
  */
 export class CallerTokenValidator {
+  /** Repeat callers skip the signature check; ~0.5 KB per caller, so a few MB at most. */
+  private readonly verified = new VerifiedTokenCache<CallerIdentity>({ maxEntries: 10_000 });
+
   constructor(
     private readonly metadata: OpenIdMetadata,
     private readonly policy: CallerTokenPolicy,
@@ -88,6 +92,9 @@ export class CallerTokenValidator {
    */
   async validate(authorization: string | null, options: { allowDelegated?: boolean } = {}): Promise<CallerIdentity> {
     const token = bearerToken(authorization);
+    const variant = options.allowDelegated ? 'delegated' : 'app';
+    const remembered = this.verified.get(token, variant);
+    if (remembered) return remembered;
     let header: ReturnType<typeof decodeProtectedHeader>;
     let unverified: JWTPayload;
     try {
@@ -130,13 +137,16 @@ export class CallerTokenValidator {
       // In an app-only token the subject is the service principal itself; a user's token names the user.
       if (sub === undefined || sub.toLowerCase() !== oid.toLowerCase()) throw rejected('Only application tokens are accepted.', 'delegated');
     }
-    return {
+    const identity: CallerIdentity = {
       tenantId: tid.toLowerCase(),
       objectId: oid.toLowerCase(),
       appId: appid ?? azp,
       roles: roles ?? [],
       tokenVersion: issuer.version,
     };
+    // Only after every check passed: a failure is never remembered.
+    this.verified.set(token, variant, { value: identity, expiresAt: payload.exp!, kid: header.kid, keys: issuer });
+    return identity;
   }
 }
 

@@ -1,15 +1,20 @@
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, type RemoteJWKSet } from 'jose';
 import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import { RefreshingCache } from '../refreshingCache.js';
+import type { SigningKeys } from './verifiedTokenCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 
 export type TokenVersion = '1.0' | '2.0';
 
-export interface IssuerKeys {
+export interface IssuerKeys extends SigningKeys {
   version: TokenVersion;
   issuer: string;
-  keys: JWTVerifyGetKey;
+  keys: RemoteJWKSet;
+}
+
+interface TrackedKeySet extends SigningKeys {
+  keys: RemoteJWKSet;
 }
 
 const metadataSchema = z.object({
@@ -18,7 +23,8 @@ const metadataSchema = z.object({
 });
 
 const METADATA_TTL_MS = 24 * 60 * 60 * 1000;
-const FETCH_TIMEOUT_MS = 5000;
+/** Metadata, then keys, one after the other: both inside the 5 s a request may wait for Entra. */
+const FETCH_TIMEOUT_MS = 2000;
 /** jose refetches the key set on an unknown `kid` at most this often, so junk `kid`s cannot hammer Entra. */
 const JWKS_COOLDOWN_MS = 30_000;
 const JWKS_MAX_AGE_MS = 10 * 60 * 1000;
@@ -29,7 +35,7 @@ const JWKS_MAX_AGE_MS = 10 * 60 * 1000;
  */
 export class OpenIdMetadata {
   private readonly documents: RefreshingCache<TokenVersion, IssuerKeys>;
-  private readonly keySets = new Map<string, JWTVerifyGetKey>();
+  private readonly keySets = new Map<string, TrackedKeySet>();
 
   constructor(authorityHost: string, tenantId: string) {
     const urls: Record<TokenVersion, string> = {
@@ -41,7 +47,8 @@ export class OpenIdMetadata {
       staleMs: METADATA_TTL_MS,
       load: async (version) => {
         const document = await fetchMetadata(urls[version]);
-        return { version, issuer: document.issuer, keys: this.keySet(document.jwks_uri) };
+        const tracked = this.keySet(document.jwks_uri);
+        return { version, issuer: document.issuer, keys: tracked.keys, holds: tracked.holds };
       },
     });
   }
@@ -60,18 +67,34 @@ export class OpenIdMetadata {
     }
   }
 
-  private keySet(jwksUri: string): JWTVerifyGetKey {
-    let keys = this.keySets.get(jwksUri);
-    if (!keys) {
-      keys = createRemoteJWKSet(new URL(jwksUri), {
+  private keySet(jwksUri: string): TrackedKeySet {
+    let tracked = this.keySets.get(jwksUri);
+    if (!tracked) {
+      // The kids of the key set as last fetched, read beside jose, so that a cached verification can be
+      // re-checked without a signature check. Past JWKS_MAX_AGE_MS the set vouches for nothing until a
+      // full verification has made jose fetch it again.
+      let kids: ReadonlySet<string> = new Set();
+      const keys = createRemoteJWKSet(new URL(jwksUri), {
         cooldownDuration: JWKS_COOLDOWN_MS,
         cacheMaxAge: JWKS_MAX_AGE_MS,
         timeoutDuration: FETCH_TIMEOUT_MS,
+        [customFetch]: async (url, init) => {
+          const response = await fetch(url, init);
+          if (response.status === 200) kids = kidsOf(await response.clone().json().catch(() => undefined));
+          return response;
+        },
       });
-      this.keySets.set(jwksUri, keys);
+      tracked = { keys, holds: (kid) => keys.fresh && kids.has(kid) };
+      this.keySets.set(jwksUri, tracked);
     }
-    return keys;
+    return tracked;
   }
+}
+
+function kidsOf(document: unknown): Set<string> {
+  const keys = (document as { keys?: unknown } | undefined)?.keys;
+  if (!Array.isArray(keys)) return new Set();
+  return new Set(keys.map((key) => (key as { kid?: unknown }).kid).filter((kid): kid is string => typeof kid === 'string'));
 }
 
 async function fetchMetadata(url: string): Promise<z.infer<typeof metadataSchema>> {

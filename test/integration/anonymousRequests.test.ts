@@ -65,7 +65,7 @@ describe('requests that fail authentication', () => {
     expect(Number(retryAfter)).toBeGreaterThan(0);
     expect(valid.every((status) => status === 200)).toBe(true);
 
-    await h.sandbox.services.failedAuthentications.flush();
+    await h.sandbox.services.failedAuthentications.flush({ all: true });
     // Every unauthenticated request of this file so far: the 8 above and these 2,000.
     const rows = await h.auditRecords();
     const anonymousRows = rows.filter((row) => row.objectId === undefined);
@@ -87,7 +87,7 @@ describe('requests that fail authentication', () => {
   });
 
   it('the admin issuance search shows the aggregates with their counts', async () => {
-    await h.sandbox.services.failedAuthentications.flush();
+    await h.sandbox.services.failedAuthentications.flush({ all: true });
     const admin = await h.tokenFor(h.admin);
     const response = await fetch(`${h.sandbox.broker.url}/api/v1/admin/issuances?outcome=denied&limit=1000`, { headers: { Authorization: `Bearer ${admin}` } });
     expect(response.status).toBe(200);
