@@ -1,6 +1,7 @@
 import { ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { FailedAuthentications } from './audit/failedAuthentications.js';
+import { IndexMarker } from './audit/indexKeys.js';
 import { ISSUANCE_LANES, IssuanceLog } from './audit/issuanceLog.js';
 import { AuditWriter } from './audit/auditWriter.js';
 import { AdminAuditLog } from './audit/adminAudit.js';
@@ -21,6 +22,9 @@ import { HealthCheck } from './health.js';
 import { CallerRateLimit } from './issuance/callerRateLimit.js';
 import { TokenExchange } from './issuance/tokenExchange.js';
 import { TokenIssuer } from './issuance/tokenIssuer.js';
+import { LoginIssuer } from './issuance/loginIssuer.js';
+import { LoginCredentialStore } from './credentials/login/loginStore.js';
+import { loginProviders } from './credentials/login/providers.js';
 import type { Logger } from './logger.js';
 import { RegistryCatalog } from './registries/catalog.js';
 import { AcrTokenClient } from './registries/acrTokens.js';
@@ -29,7 +33,7 @@ import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
-export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', adminAudit: 'adminaudit', rotations: 'rotations' } as const;
+export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', adminAudit: 'adminaudit', rotations: 'rotations', loginCredentials: 'logincredentials' } as const;
 
 /** Everything a handler needs, built once per process from validated settings. */
 export interface Services {
@@ -40,6 +44,8 @@ export interface Services {
   blocks: BlockStore;
   issuer: TokenIssuer;
   tokenExchange: TokenExchange;
+  /** Form "login": creates, reuses, cleans up and revokes login credentials. */
+  logins: LoginIssuer;
   issuances: IssuanceLog;
   failedAuthentications: FailedAuthentications;
   issuanceSearch: IssuanceSearch;
@@ -70,7 +76,7 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
   const adminAuditTable = createTableClient(config.tables, TABLES.adminAudit, identity);
   const credentials = new UpstreamCredentials(secrets, log, { cacheMs: config.credentialCacheMs, staleMs: config.credentialStaleMs });
   const catalog = new RegistryCatalog(config.registries);
-  const minter = new UpstreamTokenMinter();
+  const minter = new UpstreamTokenMinter(log);
   const issuer = new TokenIssuer(
     catalog,
     grants,
@@ -81,7 +87,16 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     new AcrTokenClient(identity, config.tenantId),
     config.maxTtlSeconds,
   );
-  const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES));
+  const logins = new LoginIssuer({
+    issuer,
+    providers: loginProviders(catalog.entries(), secrets, identity),
+    store: new LoginCredentialStore(createTableClient(config.tables, TABLES.loginCredentials, identity), log),
+    blocks,
+    log,
+    defaultTtlSeconds: config.loginTtlSeconds,
+  });
+  const indexMarker = new IndexMarker(issuancesTable);
+  const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES), indexMarker);
   const failedAuthentications = new FailedAuthentications(issuancesTable, log);
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
   const makeRotationEngine = (overrides: RotationEngineOverrides = {}) =>
@@ -113,10 +128,12 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
       new CallerRateLimit(config.anonymousRatePerMinute),
       failedAuthentications,
       log,
+      logins,
     ),
+    logins,
     issuances,
     failedAuthentications,
-    issuanceSearch: new IssuanceSearch(issuancesTable),
+    issuanceSearch: new IssuanceSearch(issuancesTable, indexMarker),
     adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
     health: new HealthCheck(grantsTable, secrets, metadata),
     rotation: makeRotationEngine(rotationOverrides),

@@ -12,7 +12,8 @@ const LINGER_MS = 2;
 const WRITE_DEADLINE_MS = 4_000;
 
 interface Pending {
-  entity: TableEntity;
+  /** The record, and its index copies: one transaction holds all of them or none. */
+  entities: TableEntity[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -20,6 +21,7 @@ interface Pending {
 interface OpenBatch {
   partitionKey: string;
   items: Pending[];
+  entities: number;
   timer: NodeJS.Timeout;
 }
 
@@ -50,20 +52,31 @@ export class AuditWriter {
     this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
   }
 
-  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!): Promise<void> {
+  /**
+   * `indexKeys`: the record is also written under `<indexKey>|<row key>` in the same partition and the
+   * same transaction, so a search by that key reads a key range instead of scanning (see indexKeys.ts).
+   */
+  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, indexKeys: string[] = []): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
     let batch = this.open.get(bucket);
+    if (batch && batch.entities + 1 + indexKeys.length > MAX_BATCH) {
+      this.flush(bucket);
+      batch = undefined;
+    }
     if (!batch) {
       const offset = this.nextShard.get(lane);
       if (offset === undefined) throw new Error(`unknown audit lane ${lane}`);
       const key = partitionKey(time, this.lanes.indexOf(lane) * this.shardsPerLane + offset);
       this.nextShard.set(lane, (offset + 1) % this.shardsPerLane);
-      batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
+      batch = { partitionKey: key, items: [], entities: 0, timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
       this.open.set(bucket, batch);
     }
-    const entity: TableEntity = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), ...fields };
-    const written = new Promise<void>((resolve, reject) => batch.items.push({ entity, resolve, reject }));
-    if (batch.items.length >= MAX_BATCH) this.flush(bucket);
+    const row = rowKey(time, id);
+    const entities: TableEntity[] = [row, ...indexKeys.map((index) => `${index}|${row}`)].map((key) => ({ partitionKey: batch.partitionKey, rowKey: key, ...fields }));
+    const open = batch;
+    const written = new Promise<void>((resolve, reject) => open.items.push({ entities, resolve, reject }));
+    open.entities += entities.length;
+    if (open.entities >= MAX_BATCH) this.flush(bucket);
     return written;
   }
 
@@ -78,10 +91,10 @@ export class AuditWriter {
   private async submit(items: Pending[]): Promise<void> {
     try {
       await this.ready();
-      const actions: TransactionAction[] = items.map((item) => ['create', item.entity]);
+      const actions: TransactionAction[] = items.flatMap((item) => item.entities.map((entity): TransactionAction => ['create', entity]));
       const abortSignal = AbortSignal.timeout(WRITE_DEADLINE_MS);
       try {
-        if (actions.length === 1) await this.table.createEntity(items[0]!.entity, { abortSignal });
+        if (actions.length === 1) await this.table.createEntity(actions[0]![1], { abortSignal });
         else await this.table.submitTransaction(actions, { abortSignal });
       } catch (error) {
         // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this

@@ -31,6 +31,9 @@ export interface IssuanceRecord {
    * `opaque`: the registry's token cannot be read, so the broker could not check what it grants.
    */
   upstreamScope?: 'verified' | 'opaque';
+  /** `login` for a login credential (absent: a registry token); its `credentialId` is the provider's id. */
+  form?: 'token' | 'login';
+  credentialId?: string;
 }
 
 export function tokenFingerprint(token: string): string {

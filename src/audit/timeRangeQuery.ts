@@ -17,7 +17,17 @@ export interface TimeRangeRequest {
   conditions: string[];
   /** Conditions Table Storage cannot express (e.g. a repository inside a JSON list). */
   accept?: (entity: Entity) => boolean;
+  /** Per hour bucket: read the index rows under this row-key prefix instead (see indexKeys.ts), and their own filters. */
+  plan?: (bucket: string) => BucketPlan;
   maxHours?: number;
+  /** Buckets whose first page is fetched ahead, in parallel: index reads are many and small. */
+  lookahead?: number;
+}
+
+export interface BucketPlan {
+  prefix?: string;
+  conditions: string[];
+  accept?: (entity: Entity) => boolean;
 }
 
 export type Entity = TableEntityResult<Record<string, unknown>>;
@@ -50,41 +60,66 @@ async function* entities(table: TableClient, filter: string, pageSize: number): 
   }
 }
 
+interface OpenBucket {
+  iterators: AsyncGenerator<Entity>[];
+  heads: Promise<IteratorResult<Entity>[]>;
+  accept: ((entity: Entity) => boolean) | undefined;
+}
+
 export async function queryTimeRange(table: TableClient, shards: number, request: TimeRangeRequest): Promise<{ items: Entity[]; next: Cursor | undefined }> {
   const buckets = hourBucketsBetween(request.from, request.to);
   const startAt = request.cursor ? buckets.indexOf(request.cursor.h) : 0;
   if (startAt < 0) return { items: [], next: undefined };
-  const maxHours = request.maxHours ?? DEFAULT_MAX_HOURS;
+  const stopAt = Math.min(buckets.length, startAt + (request.maxHours ?? DEFAULT_MAX_HOURS));
   // RowKey = inverted time: `to` gives the smallest key in range, `from` the largest.
   const upper = invertedTime(new Date(request.from.getTime() - 1));
   const lower = invertedTime(request.to);
   const items: Entity[] = [];
+  const opened = new Map<number, OpenBucket>();
 
-  for (let index = startAt; index < buckets.length && index < startAt + maxHours; index++) {
+  const open = (index: number): OpenBucket => {
+    let bucketRead = opened.get(index);
+    if (bucketRead) return bucketRead;
     const bucket = buckets[index]!;
+    const plan = request.plan?.(bucket) ?? { conditions: request.conditions, accept: request.accept };
+    const key = (value: string) => odataString(plan.prefix ? `${plan.prefix}|${value}` : value);
     const after = request.cursor && bucket === request.cursor.h ? request.cursor.a : undefined;
-    const rowRange = [`RowKey ge ${odataString(lower)}`, `RowKey lt ${odataString(upper)}`, ...(after ? [`RowKey gt ${odataString(after)}`] : [])];
+    const rowRange = [`RowKey ge ${key(lower)}`, `RowKey lt ${key(upper)}`, ...(after ? [`RowKey gt ${odataString(after)}`] : [])];
     const iterators = Array.from({ length: shards }, (_, shard) =>
-      entities(table, [`PartitionKey eq ${odataString(`${bucket}-${shard}`)}`, ...rowRange, ...request.conditions].join(' and '), request.limit + 1),
+      entities(table, [`PartitionKey eq ${odataString(`${bucket}-${shard}`)}`, ...rowRange, ...plan.conditions].join(' and '), request.limit + 1),
     );
-    const heads = await Promise.all(iterators.map((iterator) => iterator.next()));
-    for (;;) {
-      let best = -1;
-      heads.forEach((head, i) => {
-        if (!head.done && (best === -1 || head.value.rowKey! < (heads[best]!.value as Entity).rowKey!)) best = i;
-      });
-      if (best === -1) break;
-      if (items.length === request.limit) {
-        // More in this bucket: the next page resumes right after the last record returned.
-        return { items, next: { h: bucket, a: items.at(-1)!.rowKey! } };
+    bucketRead = { iterators, heads: Promise.all(iterators.map((iterator) => iterator.next())), accept: plan.accept };
+    // A failed read ahead is reported when (if ever) its bucket is reached, not as an unhandled rejection.
+    bucketRead.heads.catch(() => undefined);
+    opened.set(index, bucketRead);
+    return bucketRead;
+  };
+  const closeAll = () => Promise.all([...opened.values()].flatMap((bucketRead) => bucketRead.iterators.map((iterator) => iterator.return(undefined))));
+
+  try {
+    for (let index = startAt; index < stopAt; index++) {
+      for (let ahead = index; ahead < Math.min(stopAt, index + (request.lookahead ?? 1)); ahead++) open(ahead);
+      const bucket = buckets[index]!;
+      const { iterators, accept } = open(index);
+      const heads = await open(index).heads;
+      for (;;) {
+        let best = -1;
+        heads.forEach((head, i) => {
+          if (!head.done && (best === -1 || head.value.rowKey! < (heads[best]!.value as Entity).rowKey!)) best = i;
+        });
+        if (best === -1) break;
+        if (items.length === request.limit) {
+          // More in this bucket: the next page resumes right after the last record returned.
+          return { items, next: { h: bucket, a: items.at(-1)!.rowKey! } };
+        }
+        const entity = heads[best]!.value as Entity;
+        if (!accept || accept(entity)) items.push(entity);
+        heads[best] = await iterators[best]!.next();
       }
-      const entity = heads[best]!.value as Entity;
-      if (!request.accept || request.accept(entity)) items.push(entity);
-      heads[best] = await iterators[best]!.next();
+      if (items.length === request.limit && index + 1 < buckets.length) return { items, next: { h: buckets[index + 1]! } };
     }
-    await Promise.all(iterators.map((iterator) => iterator.return(undefined)));
-    if (items.length === request.limit && index + 1 < buckets.length) return { items, next: { h: buckets[index + 1]! } };
+    return { items, next: stopAt < buckets.length ? { h: buckets[stopAt]! } : undefined };
+  } finally {
+    await closeAll().catch(() => undefined);
   }
-  const scannedTo = startAt + maxHours;
-  return { items, next: scannedTo < buckets.length ? { h: buckets[scannedTo]! } : undefined };
 }

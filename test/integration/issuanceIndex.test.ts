@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IssuanceRecord } from '../../src/audit/issuanceRecord.js';
+import { searchIssuances } from '../../src/audit/issuanceSearch.js';
+import { rowKey } from '../../src/audit/partitioning.js';
+import { createTableClient } from '../../src/tables.js';
+import { startHarness, type Harness } from '../support/harness.js';
+
+/**
+ * Issue 15, audit search: searches by repository and identity read index rows (written in the same
+ * transaction as each record) for the hours since indexing began, and scan the hours before, so they
+ * return every matching record either way — and the indexed ones read key ranges, never every record.
+ */
+let h: Harness;
+const records: IssuanceRecord[] = [];
+const END = Date.UTC(2026, 10, 20, 12, 0, 0);
+const HOURS = 30;
+const SINCE = new Date(END - 20 * 3600_000 + 1234);
+const people = ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222'];
+const repositories = ['acme/web', 'acme/api', 'acme', 'team/a/b'];
+let seed = 7;
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)]!;
+
+beforeAll(async () => {
+  h = await startHarness();
+  const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+  await table.createTable().catch(() => undefined);
+  // Indexing "began" 20 h before END: 10 of the 30 hours predate it, and are scanned.
+  await table.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since: SINCE });
+  for (let i = 0; i < 1200; i++) {
+    const time = new Date(END - Math.floor(random() * HOURS * 3600_000));
+    const scopes = [`repository:${pick(repositories)}:pull`, ...(random() < 0.3 ? [`repository:${pick(repositories)}:push`] : [])];
+    records.push({
+      issuanceId: `01K${String(i).padStart(23, '0')}`,
+      requestId: `seed-${i}`,
+      time,
+      outcome: 'issued',
+      reason: 'issued',
+      status: 200,
+      objectId: pick(people),
+      registry: 'docker.io',
+      requestedScopes: scopes,
+      grantedScopes: scopes,
+      grantIds: [],
+      latencyMs: 5,
+      clientIp: '10.0.0.1',
+    });
+  }
+  await Promise.all(records.map((record) => h.sandbox.services.issuances.record(record)));
+}, 120_000);
+afterAll(() => h?.close());
+
+const newestFirst = (a: IssuanceRecord, b: IssuanceRecord) => (rowKey(a.time, a.issuanceId) < rowKey(b.time, b.issuanceId) ? -1 : 1);
+const asks = (record: IssuanceRecord, repository: string) => record.requestedScopes.some((scope) => scope.split(':')[1] === repository);
+
+async function everything(filter: { repository?: string; objectId?: string }, seen: string[]) {
+  const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+  table.pipeline.addPolicy({
+    name: 'record-filters',
+    sendRequest: (request, next) => {
+      seen.push(new URL(request.url).searchParams.get('$filter') ?? '');
+      return next(request);
+    },
+  });
+  const ids: string[] = [];
+  let cursor;
+  let pages = 0;
+  do {
+    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 97, ...filter, ...(cursor ? { cursor } : {}) }, SINCE);
+    ids.push(...page.issuances.map((issuance) => issuance.issuanceId));
+    cursor = page.nextCursor ? JSON.parse(Buffer.from(page.nextCursor, 'base64url').toString()) : undefined;
+    pages += 1;
+  } while (cursor && pages < 200);
+  return ids;
+}
+
+describe('searches by repository and identity', () => {
+  it.each(['acme/web', 'acme', 'team/a/b'])('by repository %s: every matching record, once, newest first; indexed hours read key ranges', async (repository) => {
+    const seen: string[] = [];
+    const expected = records.filter((record) => asks(record, repository)).sort(newestFirst).map((record) => record.issuanceId);
+    expect(await everything({ repository }, seen)).toEqual(expected);
+    const indexed = seen.filter((filter) => filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`));
+    expect(indexed.length).toBeGreaterThan(0);
+    // Only the hours before indexing began (and the marker's own) are read without the index.
+    const scanned = new Set(seen.filter((filter) => !filter.includes("'r|")).map((filter) => /PartitionKey eq '(\d{10})/.exec(filter)?.[1]));
+    expect(scanned.size).toBeLessThanOrEqual(11);
+  });
+
+  it('by identity, and by identity and repository together', async () => {
+    const expected = records.filter((record) => record.objectId === people[0]).sort(newestFirst).map((record) => record.issuanceId);
+    expect(await everything({ objectId: people[0]! }, [])).toEqual(expected);
+    const both = records.filter((record) => record.objectId === people[1] && asks(record, 'acme/api')).sort(newestFirst).map((record) => record.issuanceId);
+    expect(await everything({ objectId: people[1]!, repository: 'acme/api' }, [])).toEqual(both);
+  });
+
+  it('the plain time-range search never returns an index row twice', async () => {
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 1000 }, SINCE);
+    const expected = records.filter((record) => record.time.getTime() >= END - 3600_000);
+    expect(page.issuances.map((issuance) => issuance.issuanceId).sort()).toEqual(expected.map((record) => record.issuanceId).sort());
+  });
+});
