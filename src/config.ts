@@ -38,6 +38,7 @@ const settingsSchema = z
     CREDENTIAL_STALE_SECONDS: seconds(0, 86_400, 3600),
     CALLER_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
     ANONYMOUS_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(120),
+    APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().min(1).max(2000).optional(),
   })
   .superRefine((settings, ctx) => {
     // The old credential must keep working until every token minted with it, and every cached copy
@@ -88,6 +89,8 @@ export interface BrokerConfig {
   callerRatePerMinute: number;
   /** Failed authentications per client address and minute before they are answered 429 (valid tokens never are). */
   anonymousRatePerMinute: number;
+  /** Metrics and traces go to Application Insights when set (src/telemetry). */
+  applicationInsightsConnectionString: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -127,5 +130,6 @@ export function loadConfig(env: Record<string, string | undefined>): BrokerConfi
     credentialStaleMs: s.CREDENTIAL_STALE_SECONDS * 1000,
     callerRatePerMinute: s.CALLER_RATE_PER_MINUTE,
     anonymousRatePerMinute: s.ANONYMOUS_RATE_PER_MINUTE,
+    applicationInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };
 }

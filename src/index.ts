@@ -1,13 +1,41 @@
-import { loadConfig } from './config.js';
+import { ConfigError, loadConfig, type BrokerConfig } from './config.js';
+import { invalidSettingNames, invalidSettingsHealthRoute } from './functions/health.js';
+import { loginCleanupTimer } from './functions/loginCleanupTimer.js';
 import { rotationTimer } from './functions/rotationTimer.js';
 import { registerRoutes, registerTimer } from './functionsHost.js';
-import { jsonLineLogger } from './logger.js';
+import { ManagedIdentityCredential } from '@azure/identity';
+import { errorSummary, jsonLineLogger } from './logger.js';
 import { routes } from './routes.js';
 import { createServices } from './services.js';
+import { startAzureMonitor } from './telemetry/azureMonitor.js';
 
-// Settings are validated while the host loads this module: a bad setting stops start-up, naming it.
-const config = loadConfig(process.env);
-const services = createServices(config, jsonLineLogger((line) => console.log(line)));
+const log = jsonLineLogger((line) => console.log(line));
 
-registerRoutes(routes, () => services);
-registerTimer(rotationTimer, () => services);
+/**
+ * Settings are validated while the host loads this module. A bad setting registers only
+ * /api/v1/health, which answers 503 naming it: a Function App with no functions would answer 404
+ * everywhere and tell the operator nothing.
+ */
+function validSettings(): BrokerConfig | undefined {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const settings = invalidSettingNames(error.problems);
+    log.error('broker settings are invalid', { settings, problems: error.problems });
+    registerRoutes([invalidSettingsHealthRoute(settings)], () => null);
+    return undefined;
+  }
+}
+
+const config = validSettings();
+if (config) {
+  const services = createServices(config, log);
+  registerRoutes(routes, () => services);
+  registerTimer(rotationTimer, () => services);
+  registerTimer(loginCleanupTimer, () => services);
+  // After registration, and only when configured: the exporter must not slow the first answer.
+  startAzureMonitor(config.applicationInsightsConnectionString, new ManagedIdentityCredential()).catch((error: unknown) =>
+    log.error('telemetry could not start', { error: errorSummary(error) }),
+  );
+}

@@ -2,6 +2,7 @@ import type { TableClient, TableEntity, TransactionAction } from '@azure/data-ta
 import { problems } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import { tableReady, tableStatus } from '../tables.js';
+import { telemetry } from '../telemetry/instruments.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
 /** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
@@ -105,6 +106,7 @@ export class AuditWriter {
       for (const item of items) item.resolve();
     } catch (error) {
       this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });
+      telemetry.auditWriteFailed(this.dependency, items.length);
       const failure = problems.dependencyDown('audit', 'The audit record could not be written, so nothing was issued or changed.');
       for (const item of items) item.reject(failure);
     }

@@ -2,6 +2,7 @@ import type { SecretClient } from '@azure/keyvault-secrets';
 import { problems } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
+import { telemetry } from '../telemetry/instruments.js';
 import { parseCredentialValue } from './secretValue.js';
 
 /** A long-lived registry credential. Lives only in memory; never logged, returned or audited. */
@@ -21,6 +22,13 @@ export interface UpstreamCredentialsOptions {
 class SecretMissing extends Error {}
 
 /**
+ * A Key Vault read (its SDK retries included) that has not finished by then fails, and a cached
+ * credential is served stale if there is one: a request waits at most this long for Key Vault,
+ * well inside the 5 s in which every request answers.
+ */
+const READ_DEADLINE_MS = 2500;
+
+/**
  * Reads `{"username","password"}` secrets from Key Vault with the broker's own identity. Cached per
  * secret (single-flight) because Key Vault throttles at 4,000 reads per 10 s per vault, and served
  * stale for a bounded window when Key Vault is down so that a short outage does not stop issuance.
@@ -36,7 +44,8 @@ export class UpstreamCredentials {
     this.cache = new RefreshingCache({
       ttlMs: options.cacheMs,
       staleMs: options.staleMs,
-      load: (name) => this.read(name),
+      timeoutMs: READ_DEADLINE_MS,
+      load: (name, signal) => this.read(name, signal),
       // A secret that was deleted, disabled or expired must stop issuance at once, not after the stale window.
       serveStaleOn: (error) => !(error instanceof SecretMissing),
     });
@@ -58,16 +67,19 @@ export class UpstreamCredentials {
     this.cache.invalidate(secretName);
   }
 
-  private async read(name: string): Promise<UpstreamCredential> {
+  private async read(name: string, abortSignal: AbortSignal | undefined): Promise<UpstreamCredential> {
     let secret;
     try {
-      secret = await this.secrets.getSecret(name);
+      secret = await this.secrets.getSecret(name, { abortSignal });
     } catch (error) {
       const status = (error as { statusCode?: number }).statusCode;
       this.log.warn('key vault read failed', { secret: name, status });
-      if (status === 404 || status === 403) throw new SecretMissing();
+      const missing = status === 404 || status === 403;
+      telemetry.keyVaultRead(missing ? 'missing' : 'error');
+      if (missing) throw new SecretMissing();
       throw error;
     }
+    telemetry.keyVaultRead('ok');
     let value;
     try {
       value = parseCredentialValue(secret.value, name);

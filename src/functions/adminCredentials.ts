@@ -4,6 +4,7 @@ import { json } from '../http/dispatch.js';
 import { problems } from '../http/problem.js';
 import type { Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
+import { telemetry } from '../telemetry/instruments.js';
 
 /** Admin API for stored credentials: their state, and a rotation on demand. Never a secret value. */
 const credentialStatusSchema = z.object({
@@ -34,6 +35,7 @@ const rotate: Handler<Services> = async (request, { services, log }) => {
   const entry = services.issuer.registry(registry);
   const change = { requestId: request.requestId, actor: caller, action: 'credential.rotate' as const, target: entry.host };
   const report = await services.adminAudit.change(change, () => services.rotation.rotate(entry.host, { force: true }));
+  telemetry.rotationRun(entry.host, report.outcome);
   await services.adminAudit.write({ ...change, after: report }, report.outcome === 'failed' ? 'failed' : 'completed', report.outcome);
   if (report.outcome === 'not-managed') throw problems.conflict(`${entry.host}: ${report.detail}.`);
   log.info('rotation requested', { registry: entry.host, by: caller.objectId, outcome: report.outcome, requestId: request.requestId });

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import { telemetry } from '../telemetry/instruments.js';
 import type { Services } from '../services.js';
 
 /**
@@ -10,6 +11,7 @@ export const rotationTimer = {
   schedule: '0 */15 * * * *',
   async run(services: Services, log: Logger): Promise<void> {
     for (const report of await services.rotation.runDue()) {
+      telemetry.rotationRun(report.registry, report.outcome);
       if (report.outcome === 'not-due' || report.outcome === 'not-managed') continue;
       const line = { registry: report.registry, outcome: report.outcome, step: report.step, rotationId: report.rotationId, detail: report.detail };
       if (report.outcome === 'failed') log.error('credential rotation failed', line);

@@ -4,7 +4,9 @@ import type { IssuanceLog } from '../audit/issuanceLog.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { asProblem, Problem, problems } from '../http/problem.js';
 import { errorSummary, type Logger } from '../logger.js';
+import { telemetry } from '../telemetry/instruments.js';
 import type { CallerRateLimit } from './callerRateLimit.js';
+import type { IssuedLogin, LoginIssuer } from './loginIssuer.js';
 import type { IssuedToken, TokenIssuer } from './tokenIssuer.js';
 import type { AskedFor, ReadTokenRequest } from './tokenRequest.js';
 
@@ -18,7 +20,7 @@ export interface RequestFacts {
 
 export type Authentication = { caller: CallerIdentity } | { failure: Problem };
 
-export type ExchangeOutcome = { issued: IssuedToken } | { refused: Problem };
+export type ExchangeOutcome = { issued: IssuedToken } | { login: IssuedLogin } | { refused: Problem };
 
 /**
  * The token exchange, the broker's central promise: every decision on a token request is audited
@@ -34,10 +36,19 @@ export class TokenExchange {
     private readonly addressLimit: CallerRateLimit,
     private readonly failedAuthentications: FailedAuthentications,
     private readonly log: Logger,
+    private readonly logins: LoginIssuer,
   ) {}
 
   async exchange(authentication: Authentication, readRequest: () => Promise<ReadTokenRequest>, facts: RequestFacts): Promise<ExchangeOutcome> {
     if ('failure' in authentication && authentication.failure.status === 401) return { refused: this.unauthenticated(authentication.failure, facts) };
+    return telemetry.span('token exchange', {}, async (span) => {
+      const outcome = await this.decideAndRecord(authentication, readRequest, facts);
+      span.setAttribute('outcome', 'refused' in outcome ? outcome.refused.reason : 'issued');
+      return outcome;
+    });
+  }
+
+  private async decideAndRecord(authentication: Authentication, readRequest: () => Promise<ReadTokenRequest>, facts: RequestFacts): Promise<ExchangeOutcome> {
     const record = new IssuanceEvent(facts, 'caller' in authentication ? authentication.caller : undefined);
     let outcome: ExchangeOutcome;
     try {
@@ -49,20 +60,31 @@ export class TokenExchange {
       const read = await readRequest();
       record.asked(read.asked, (host) => this.issuer.canonicalHost(host));
       if (!read.ok) throw read.problem;
-      const issued = await this.issuer.issue(caller, read.request, facts.receivedAt);
-      record.issued(issued);
-      outcome = { issued };
+      if (read.request.form === 'login') {
+        record.loginAsked();
+        const login = await this.logins.issue(caller, read.request, facts.issuanceId, facts.receivedAt);
+        record.login(login);
+        outcome = { login };
+      } else {
+        const issued = await this.issuer.issue(caller, read.request, facts.receivedAt);
+        record.issued(issued);
+        outcome = { issued };
+      }
     } catch (error) {
       if (!(error instanceof Problem)) this.log.error('token issuance failed unexpectedly', { requestId: facts.requestId, error: errorSummary(error) });
       const problem = asProblem(error);
       record.refused(problem);
       outcome = { refused: problem };
     }
+    const finished = record.finish();
     try {
-      await this.issuances.record(record.finish());
+      await this.issuances.record(finished);
     } catch (auditError) {
-      return { refused: asProblem(auditError) };
+      const problem = asProblem(auditError);
+      observe({ ...finished, outcome: 'failed', reason: problem.reason }, finished.latencyMs);
+      return { refused: problem };
     }
+    observe(finished, finished.latencyMs);
     return outcome;
   }
 
@@ -71,8 +93,13 @@ export class TokenExchange {
     const allowance = this.addressLimit.take(facts.clientIp);
     const problem = allowance.allowed ? failure : problems.anonymousRateLimited(allowance.retryAfterSeconds);
     this.failedAuthentications.count(facts.clientIp, problem.reason, problem.status);
+    observe({ registry: undefined, outcome: 'denied', reason: problem.reason }, Date.now() - facts.receivedAt.getTime());
     return problem;
   }
+}
+
+function observe(record: Pick<IssuanceRecord, 'registry' | 'outcome' | 'reason' | 'form'>, durationMs: number): void {
+  telemetry.issuance({ registry: record.registry, outcome: record.outcome, reason: record.reason, form: record.form ?? 'token' }, durationMs);
 }
 
 /** The one audit record of one token request, filled in as the exchange learns more. */
@@ -119,6 +146,28 @@ class IssuanceEvent {
       tokenReused: issued.reused,
       credentialVersion: issued.credentialVersion,
       upstreamScope: issued.upstreamScope,
+    } satisfies Partial<IssuanceRecord>);
+  }
+
+  /** Refusals of login requests say so too. */
+  loginAsked(): void {
+    this.record.form = 'login';
+  }
+
+  /** The password's SHA-256 prefix, never the password; `tokenReused` when the same credential went out before. */
+  login(login: IssuedLogin): void {
+    Object.assign(this.record, {
+      registry: login.entry.host,
+      outcome: 'issued',
+      reason: 'issued',
+      status: 200,
+      form: 'login',
+      grantedScopes: login.scopes,
+      grantIds: login.grantIds,
+      expiresAt: login.expiresAt,
+      tokenFingerprint: tokenFingerprint(login.password),
+      tokenReused: login.reused,
+      credentialId: login.credentialId,
     } satisfies Partial<IssuanceRecord>);
   }
 

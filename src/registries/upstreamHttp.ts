@@ -1,5 +1,6 @@
 import { Problem, problems } from '../http/problem.js';
 import { readAtMost } from '../http/readAtMost.js';
+import { telemetry } from '../telemetry/instruments.js';
 
 /**
  * HTTP to an upstream registry under one deadline: retries 429 and 5xx with exponential backoff,
@@ -42,8 +43,17 @@ function isTimeout(error: unknown): boolean {
   return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
 }
 
-export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
+/** One span per call (Node's fetch is not traced by the HTTP instrumentation); its URL is not recorded. */
+export function upstreamFetch(call: UpstreamCall): Promise<Response> {
   const method = call.method ?? (call.form === undefined && call.json === undefined ? 'GET' : 'POST');
+  return telemetry.span(`upstream ${method}`, { registry: call.registry, 'http.request.method': method }, async (span) => {
+    const response = await attempts(call, method);
+    span.setAttribute('http.response.status_code', response.status);
+    return response;
+  });
+}
+
+async function attempts(call: UpstreamCall, method: string): Promise<Response> {
   const idempotent = call.idempotent ?? (method === 'GET' || method === 'DELETE');
   for (let attempt = 0; ; attempt++) {
     const remaining = call.deadline - Date.now();
@@ -59,6 +69,7 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
         signal: AbortSignal.timeout(remaining),
       });
     } catch (error) {
+      telemetry.upstreamCall(call.registry, isTimeout(error) ? 'timeout' : 'error');
       if (isTimeout(error)) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
       if (attempt < MAX_RETRIES && idempotent) {
         await sleep(BASE_BACKOFF_MS * 2 ** attempt);
@@ -66,6 +77,7 @@ export async function upstreamFetch(call: UpstreamCall): Promise<Response> {
       }
       throw problems.upstreamBroken(`${call.registry} could not be reached.`);
     }
+    telemetry.upstreamCall(call.registry, response.status, response.headers);
     const retryable = response.status === 429 || (idempotent && response.status >= 500);
     if (!retryable || attempt >= MAX_RETRIES) return response;
     const wait = retryAfterMs(response, Date.now()) ?? BASE_BACKOFF_MS * 2 ** attempt + Math.random() * BASE_BACKOFF_MS;

@@ -1,0 +1,18 @@
+import type { TokenCredential } from '@azure/identity';
+
+/**
+ * Sends metrics and traces to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+ * The exporter (and its instrumentations) is imported only then, so a broker without it starts as
+ * fast as before. The Application Insights resource has local authentication off: the broker's own
+ * identity authenticates the export (Monitoring Metrics Publisher).
+ */
+export async function startAzureMonitor(connectionString: string | undefined, credential: TokenCredential): Promise<boolean> {
+  if (!connectionString) return false;
+  const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
+  useAzureMonitor({
+    azureMonitorExporterOptions: { connectionString, credential },
+    instrumentationOptions: { azureSdk: { enabled: true }, http: { enabled: true } },
+    enableLiveMetrics: false,
+  });
+  return true;
+}
