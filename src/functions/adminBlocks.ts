@@ -9,7 +9,9 @@ import type { Services } from '../services.js';
 
 /**
  * Blocks: cut an identity off at once. The instance that takes the write denies the identity's next
- * request; every other instance within its 15 s cache. Blocks win over grants.
+ * request; every other instance within its 15 s cache. Blocks win over grants. The identity's login
+ * credentials are deleted at their providers right after the block is stored; what cannot be deleted
+ * now, or is made meanwhile by an instance that has not seen the block, the 30 s cleanup timer deletes.
  */
 const blockBodySchema = z.strictObject({ reason: z.string().trim().min(1).max(500).describe('why; shown in the 403 the blocked identity gets') });
 const blockSchema = z.object({ objectId: z.string(), reason: z.string(), blockedAt: z.string(), blockedBy: z.string() });
@@ -25,7 +27,7 @@ const list: Handler<Services> = async (request, { services }) => {
   return json(200, { blocks: await services.blocks.list() });
 };
 
-const put: Handler<Services> = async (request, { services }) => {
+const put: Handler<Services> = async (request, { services, log }) => {
   const caller = await adminCaller(request, services);
   const target = objectId(request);
   const { reason } = parseBody(await request.text(), blockBodySchema);
@@ -34,6 +36,11 @@ const put: Handler<Services> = async (request, { services }) => {
   await services.adminAudit.change({ requestId: request.requestId, actor: caller, action: 'block.put', target, before, after: block }, () =>
     services.blocks.put(block),
   );
+  const revoked = await services.logins.revokeFor(target).catch((error: unknown) => {
+    log.warn('login credentials of a blocked identity not revoked yet; the cleanup timer retries', { objectId: target, error: error instanceof Error ? error.name : 'error' });
+    return undefined;
+  });
+  if (revoked) log.info('login credentials of a blocked identity revoked', { objectId: target, deleted: revoked.deleted, failed: revoked.failed, requestId: request.requestId });
   return json(200, block);
 };
 

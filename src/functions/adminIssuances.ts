@@ -39,6 +39,8 @@ const issuanceSchema = z.object({
   tokenReused: z.boolean().optional(),
   credentialVersion: z.string().optional(),
   upstreamScope: z.enum(['verified', 'opaque']).optional().describe('whether the upstream token was read and covers exactly the granted scopes'),
+  form: z.enum(['token', 'login']).optional().describe('login: a login credential was issued (absent: a registry token)'),
+  credentialId: z.string().optional().describe("form login: the provider's id of the credential"),
   count: z.number().int().optional().describe('aggregate rows of failed authentications: requests from one address with one reason in one minute'),
 });
 

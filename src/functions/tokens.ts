@@ -1,4 +1,4 @@
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { json, problemResponse } from '../http/dispatch.js';
 import { asProblem } from '../http/problem.js';
@@ -16,6 +16,25 @@ export const tokenResponseSchema = z.object({
   dockerConfig: z.object({ auths: z.record(z.string(), z.object({ registrytoken: z.string() })) }),
 });
 
+/** Form "login": a username/password any client logs in with; it mints registry tokens itself. */
+export const loginResponseSchema = z.object({
+  registry: z.string(),
+  form: z.literal('login'),
+  username: z.string(),
+  password: z.string(),
+  expiresAt: z.iso.datetime(),
+  expiresIn: z.number().int(),
+  credentialId: z.string().describe("The provider's id: a Docker Hub organization access token id, an ACR token name"),
+  scopes: z.array(z.string()),
+  issuanceId: z.string(),
+  dockerConfig: z.object({ auths: z.record(z.string(), z.object({ auth: z.string().describe('base64 of username:password') })) }),
+});
+
+const seconds = (expiresAt: Date) => ({
+  expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  expiresIn: Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000)),
+});
+
 /**
  * POST /v1/tokens: authenticate, then hand the exchange to the use case (src/issuance/tokenExchange.ts),
  * which decides, mints and audits before it answers; this maps its outcome to HTTP.
@@ -29,12 +48,25 @@ const issue: Handler<Services> = async (request, { services }) => {
   );
   const outcome = await services.tokenExchange.exchange(authentication, () => readTokenRequest(() => request.text()), facts);
   if ('refused' in outcome) return problemResponse(outcome.refused, request.requestId);
+  if ('login' in outcome) {
+    const { login } = outcome;
+    return json(200, {
+      registry: login.entry.host,
+      form: 'login',
+      username: login.username,
+      password: login.password,
+      ...seconds(login.expiresAt),
+      credentialId: login.credentialId,
+      scopes: login.scopes,
+      issuanceId: facts.issuanceId,
+      dockerConfig: { auths: { [login.entry.dockerConfigKey]: { auth: Buffer.from(`${login.username}:${login.password}`).toString('base64') } } },
+    });
+  }
   const { issued } = outcome;
   return json(200, {
     registry: issued.entry.host,
     token: issued.token,
-    expiresAt: issued.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    expiresIn: Math.max(0, Math.floor((issued.expiresAt.getTime() - Date.now()) / 1000)),
+    ...seconds(issued.expiresAt),
     scopes: issued.scopes,
     issuanceId: facts.issuanceId,
     dockerConfig: { auths: { [issued.entry.dockerConfigKey]: { registrytoken: issued.token } } },
@@ -52,16 +84,19 @@ export const tokensRoute: Route<Services> = {
       access: 'workload',
       requestBody: tokenRequestSchema,
       responses: {
-        200: { description: 'The registry token, its real expiry, the granted scopes and a docker config entry', schema: tokenResponseSchema },
-        400: { description: 'Malformed JSON, unknown field or bad scope grammar' },
+        200: {
+          description: 'Form token: the registry token, its real expiry, the granted scopes and a docker config entry. Form login: username, password, the expiry the provider reported, and a docker config `auth` entry',
+          schema: z.union([tokenResponseSchema, loginResponseSchema]),
+        },
+        400: { description: 'Malformed JSON, unknown field, bad scope grammar; `form-unsupported` (the registry has no login provider; the detail names its forms), `login-scope-unsupported`' },
         401: { description: 'Missing or invalid bearer token', headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } },
         403: { description: 'A requested action is not granted' },
         404: { description: 'The registry is not in the catalog' },
         413: { description: 'Body over 16 KiB' },
         429: { description: 'This identity asked too often (CALLER_RATE_PER_MINUTE)', headers: { 'Retry-After': 'seconds' } },
         502: { description: 'The registry refused the broker or broke' },
-        503: { description: 'A dependency is down (audit table, Key Vault, Entra metadata)', headers: { 'Retry-After': 'seconds' } },
-        504: { description: 'The registry did not answer in time' },
+        503: { description: 'A dependency is down (audit table, Key Vault, Entra metadata, the login-credential provider or its table); a rate-limiting provider\'s Retry-After is passed on', headers: { 'Retry-After': 'seconds' } },
+        504: { description: 'The registry, or the login-credential provider, did not answer in time' },
       },
       handler: issue,
     },

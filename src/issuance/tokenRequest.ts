@@ -20,7 +20,9 @@ export const tokenRequestSchema = z.strictObject({
       return normalizeScopes(scopes);
     })
     .describe('repository:<name>:<action>[,<action>] with actions pull, push, delete'),
-});
+  form: z.enum(['token', 'login']).default('token').describe('token: a registry token (default); login: a short-lived username/password clients mint registry tokens with (docs/credential-forms.md)'),
+  ttlSeconds: z.number().int().min(60).max(86_400).optional().describe('Form login only: the lifetime asked for (default LOGIN_TTL_SECONDS); MAX_TTL_SECONDS and the grants cap it'),
+}).refine((body) => body.form === 'login' || body.ttlSeconds === undefined, { path: ['ttlSeconds'], message: 'applies to form "login" only: a registry token lives as long as the registry says' });
 
 export type TokenRequest = z.infer<typeof tokenRequestSchema>;
 

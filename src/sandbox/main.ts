@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { ConfigError } from '../config.js';
+import { loginCleanupTimer } from '../functions/loginCleanupTimer.js';
 import { jsonLineLogger } from '../logger.js';
 import { AUDIENCE, startSandbox } from './sandbox.js';
 
@@ -11,15 +13,21 @@ import { AUDIENCE, startSandbox } from './sandbox.js';
 const PORT = Number(process.env.BROKER_PORT ?? 7071);
 /** Where endpoints.json goes; tests move it so they never touch a developer's running sandbox. */
 const STATE_DIR = process.env.SANDBOX_DIR ?? '.sandbox';
+/** Lifetime of the registry tokens the sandbox's token server signs; short values show login credentials outliving them. */
+const registryTokenSeconds = z.coerce.number().int().min(1).max(86_400).default(300);
 
 async function main(): Promise<void> {
   const overrides = Object.fromEntries(
-    ['BROKER_TENANT_ID', 'BROKER_AUDIENCES', 'AZURE_AUTHORITY_HOST', 'KEY_VAULT_URL', 'TABLES_ENDPOINT', 'TABLES_CONNECTION_STRING', 'REGISTRIES', 'ADMIN_ROLE', 'MAX_TTL_SECONDS']
+    ['BROKER_TENANT_ID', 'BROKER_AUDIENCES', 'AZURE_AUTHORITY_HOST', 'KEY_VAULT_URL', 'TABLES_ENDPOINT', 'TABLES_CONNECTION_STRING', 'REGISTRIES', 'ADMIN_ROLE', 'MAX_TTL_SECONDS', 'LOGIN_TTL_SECONDS']
       .filter((name) => process.env[name])
       .map((name) => [name, process.env[name]]),
   );
   const log = jsonLineLogger((line) => process.stderr.write(`${line}\n`));
-  const sandbox = await startSandbox({ log, brokerPort: PORT, env: overrides });
+  const tokenSeconds = registryTokenSeconds.safeParse(process.env.SANDBOX_REGISTRY_TOKEN_SECONDS || undefined);
+  if (!tokenSeconds.success) throw new ConfigError(['SANDBOX_REGISTRY_TOKEN_SECONDS: must be whole seconds from 1 to 86400']);
+  const sandbox = await startSandbox({ log, brokerPort: PORT, env: overrides, login: true, registryTokenSeconds: tokenSeconds.data });
+  // The Functions host runs this timer in Azure; the sandbox host has no timers of its own.
+  const cleanup = setInterval(() => void loginCleanupTimer.run(sandbox.services, log).catch(() => undefined), 30_000);
   const pusher = sandbox.identity('demo-pusher');
   const puller = sandbox.identity('demo-puller');
   const registry = sandbox.registry.host;
@@ -51,7 +59,10 @@ async function main(): Promise<void> {
     imds,
     keyVault: sandbox.keyVault.url,
     tablesConnectionString: sandbox.azurite.connectionString,
-    registry: { host: registry, url: sandbox.registry.url, tokenRealm: sandbox.tokens.realm },
+    registry: { host: registry, url: sandbox.registry.url, tokenRealm: sandbox.tokens.realm, forms: sandbox.services.logins.forms({ host: registry }) },
+    /** Every catalog registry and the credential forms it supports (POST /v1/tokens `form`). */
+    registries: sandbox.config.registries.map((entry) => ({ host: entry.host, forms: sandbox.services.logins.forms(entry) })),
+    registryTokenSeconds: tokenSeconds.data,
     identities: { pusher, puller },
     /** Values for local.settings.json, to run the real Functions host (`func start`) against these stand-ins. */
     functionsSettings: {
@@ -85,6 +96,11 @@ Walkthrough: push as demo-pusher
   # 3. push with it
   skopeo copy --dest-tls-verify=false --dest-registry-token "$TOKEN" oci:./some-oci-layout:latest docker://${registry}/demo/app:v1
 
+  # or: a login credential (form "login") that outlives every registry token (${tokenSeconds.data} s here)
+  LOGIN=$(curl -s -X POST ${endpoints.broker}/v1/tokens -H "Authorization: Bearer $MI" -H 'Content-Type: application/json' \\
+    -d '{"registry":"${registry}","scopes":["repository:demo/app:pull,push"],"form":"login","ttlSeconds":3600}')
+  skopeo copy --dest-tls-verify=false --dest-creds "$(jq -r '.username + ":" + .password' <<<"$LOGIN")" oci:./some-oci-layout:latest docker://${registry}/demo/app:v2
+
 demo-puller (client_id ${puller.clientId}) may only pull demo/app: its push is refused by the registry,
 and asking the broker for push gets 403.
 ${
@@ -94,6 +110,7 @@ ${
 }`);
 
   const stop = async () => {
+    clearInterval(cleanup);
     await sandbox.close();
     process.exit(0);
   };

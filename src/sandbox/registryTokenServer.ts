@@ -21,7 +21,7 @@ export interface RegistryTokenServer {
    * Accepts `password` for `username`. With `allows`, a token minted with it grants only the
    * requested actions `allows` accepts, the way Docker Hub narrows a token to what its account may do.
    */
-  addAccount(username: string, password: string, allows?: AccessRule): void;
+  addAccount(username: string, password: string, allows?: AccessRule, options?: AccountOptions): void;
   removePassword(username: string, password: string): void;
   failNext(count: number, status: number, retryAfterSeconds?: number): void;
   setHang(hang: boolean): void;
@@ -65,6 +65,19 @@ const ACTIONS = new Set(['pull', 'push', 'delete', '*']);
 export type AccessRule = (repository: string, action: string) => boolean;
 const ANYTHING: AccessRule = () => true;
 
+export interface AccountOptions {
+  /** From then on the password is refused (401), like an expired access token or token password. */
+  expiresAt?: Date;
+  /** The only service it is good for (an ACR login server's); default: the distribution realm's. */
+  service?: string;
+}
+
+interface Account {
+  allows: AccessRule;
+  expiresAt: number;
+  service: string | undefined;
+}
+
 function parseScopes(scopes: string[]): { type: string; name: string; actions: string[] }[] {
   return scopes.flatMap((scope) => {
     const [type, name, actions] = scope.split(':');
@@ -79,6 +92,8 @@ export interface TokenServerOptions {
   port?: number;
   /** ACR emulation: checks the Entra token presented at /oauth2/exchange (signature, audience). */
   entra?: { tenantId: string; verify(token: string, audience: string): Promise<JWTPayload> };
+  /** Lifetime of the registry tokens it signs for Basic credentials (SANDBOX_REGISTRY_TOKEN_SECONDS); default 300, like Docker Hub. */
+  tokenSeconds?: number;
 }
 
 /** The Entra audience ACR requires at /oauth2/exchange. */
@@ -100,10 +115,10 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
   });
   const spki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keys.publicKey));
   const kid = libtrustKeyId(spki);
-  const accounts = new Map<string, Map<string, AccessRule>>();
+  const accounts = new Map<string, Map<string, Account>>();
   let failures: { remaining: number; status: number; retryAfter?: number } = { remaining: 0, status: 500 };
   let hang = false;
-  let lifetime = 300;
+  let lifetime = options.tokenSeconds ?? 300;
   let requests = 0;
   let acrService: string | undefined;
   let acrExchanges = 0;
@@ -155,10 +170,34 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
     return sendJson(response, 200, { access_token: await sign({ access }, acrService, subject, ACR_ACCESS_LIFETIME) });
   };
 
+  /** The account behind Basic credentials, if it is good for `forService` now; expired passwords are refused. */
+  const account = (header: string | undefined, forService: string) => {
+    const credentials = basicCredentials(header);
+    const found = credentials ? accounts.get(credentials.username)?.get(credentials.password) : undefined;
+    if (!credentials || !found || Date.now() >= found.expiresAt || (found.service ?? service) !== forService) return undefined;
+    return { username: credentials.username, allows: found.allows };
+  };
+
+  /** Like Docker Hub and distribution's token servers: what the account may not do is left out, not refused. */
+  const basicToken = async (response: import('node:http').ServerResponse, scopes: string[], forService: string, who: { username: string; allows: AccessRule }) => {
+    const access = parseScopes(scopes)
+      .map((scope) => ({ ...scope, actions: scope.actions.filter((action) => who.allows(scope.name, action)) }))
+      .filter((scope) => scope.actions.length > 0);
+    const token = await sign({ access }, forService, who.username, lifetime);
+    sendJson(response, 200, { token, access_token: token, expires_in: lifetime, issued_at: new Date().toISOString() });
+  };
+
   const server = await startLocalServer(async (request, response, body) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method === 'POST' && (url.pathname === '/oauth2/exchange' || url.pathname === '/oauth2/token')) {
       return acr(url.pathname, new URLSearchParams(body), response);
+    }
+    if (request.method === 'GET' && url.pathname === '/oauth2/token') {
+      // ACR repository-scoped tokens: docker login / skopeo --creds present token name and password here.
+      if (!acrService || url.searchParams.get('service') !== acrService) return sendJson(response, 400, { errors: [{ code: 'UNSUPPORTED', message: 'unknown service' }] });
+      const who = account(request.headers.authorization, acrService);
+      if (!who) return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid username or password' }] });
+      return basicToken(response, url.searchParams.getAll('scope').flatMap((scope) => scope.split(' ')), acrService, who);
     }
     if (url.pathname === '/v2/' || url.pathname === '/v2') {
       // Stands in for a registry's challenge when no docker-registry runs (tokens, but no pushes).
@@ -174,18 +213,10 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
       const headers: Record<string, string> = failures.retryAfter !== undefined ? { 'Retry-After': String(failures.retryAfter) } : {};
       return sendJson(response, failures.status, { details: 'injected failure' }, headers);
     }
-    const credentials = basicCredentials(request.headers.authorization);
-    const allows = credentials ? accounts.get(credentials.username)?.get(credentials.password) : undefined;
-    if (!credentials || !allows) {
-      return sendJson(response, 401, { details: 'incorrect username or password' });
-    }
+    const who = account(request.headers.authorization, service);
+    if (!who) return sendJson(response, 401, { details: 'incorrect username or password' });
     if (url.searchParams.get('service') !== service) return sendJson(response, 400, { details: 'unknown service' });
-    // Like Docker Hub and distribution's token servers: what the account may not do is left out, not refused.
-    const access = parseScopes(url.searchParams.getAll('scope'))
-      .map((scope) => ({ ...scope, actions: scope.actions.filter((action) => allows(scope.name, action)) }))
-      .filter((scope) => scope.actions.length > 0);
-    const token = await sign({ access }, service, credentials.username, lifetime);
-    sendJson(response, 200, { token, access_token: token, expires_in: lifetime, issued_at: new Date().toISOString() });
+    return basicToken(response, url.searchParams.getAll('scope'), service, who);
   }, options.port);
 
   return {
@@ -194,9 +225,9 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
     service,
     issuer,
     rootCertificatePem: certificate.toString('pem'),
-    addAccount: (username, password, allows = ANYTHING) => {
-      const passwords = accounts.get(username) ?? new Map<string, AccessRule>();
-      passwords.set(password, allows);
+    addAccount: (username, password, allows = ANYTHING, account = {}) => {
+      const passwords = accounts.get(username) ?? new Map<string, Account>();
+      passwords.set(password, { allows, expiresAt: account.expiresAt?.getTime() ?? Infinity, service: account.service });
       accounts.set(username, passwords);
     },
     removePassword: (username, password) => accounts.get(username)?.delete(password),

@@ -172,7 +172,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           });
           return { kind: 'token-auth', endpoint: registry.url, timeoutSeconds: 10, ...extra };
         }),
-        ...(acr ? [{ kind: 'acr', host: acr.host, endpoint: acr.url, ...(acrLogin ? { login: acrLogin } : {}) }] : []),
+        ...(acr ? [{ kind: 'acr', host: acr.host, endpoint: acr.url, timeoutSeconds: options.registryTimeoutSeconds ?? 10, ...(acrLogin ? { login: acrLogin } : {}) }] : []),
       ]),
       ADMIN_ROLE,
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),
