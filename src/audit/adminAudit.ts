@@ -1,11 +1,13 @@
 import type { TableClient } from '@azure/data-tables';
+import { z } from 'zod';
 import { ulid } from '../ids.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { asProblem, problems } from '../http/problem.js';
 import { errorSummary, type Logger } from '../logger.js';
 import type { AuditWriter } from './auditWriter.js';
+import { fromEntity, toEntityFields } from './entityCodec.js';
 import { ADMIN_AUDIT_SHARDS } from './partitioning.js';
-import { encodeCursor, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
+import { encodeCursor, queryTimeRange, type Cursor } from './timeRangeQuery.js';
 
 /** What an operator asked to change. `before`/`after` are documents (grants, blocks), never secrets. */
 export interface AdminChange {
@@ -17,30 +19,25 @@ export interface AdminChange {
   after?: unknown;
 }
 
-export interface AdminAuditView {
-  id: string;
-  time: string;
-  requestId: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail?: string;
-  tenantId: string;
-  objectId: string;
-  appId?: string;
-  before?: unknown;
-  after?: unknown;
-}
+export const ADMIN_OUTCOMES = ['requested', 'refused', 'completed', 'failed'] as const;
 
-const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value).slice(0, 30_000));
-const parsed = (value: unknown) => {
-  if (typeof value !== 'string') return undefined;
-  try {
-    return JSON.parse(value) as unknown;
-  } catch {
-    return value;
-  }
-};
+/** One entry of the `adminaudit` table, spelled once (writer, search, admin API, OpenAPI, CLI). */
+export const adminAuditEntrySchema = z.object({
+  id: z.string(),
+  time: z.date(),
+  requestId: z.string(),
+  action: z.string(),
+  target: z.string(),
+  outcome: z.enum(ADMIN_OUTCOMES),
+  detail: z.string().optional(),
+  tenantId: z.string(),
+  objectId: z.string(),
+  appId: z.string().optional(),
+  before: z.unknown().optional().describe('the document before the change (a grant, a block), never a secret'),
+  after: z.unknown().optional().describe('the document after the change'),
+});
+
+export type AdminAuditEntry = z.infer<typeof adminAuditEntrySchema>;
 
 /**
  * The `adminaudit` table. Every admin write is recorded *before* it is made (`requested`), so no
@@ -68,12 +65,10 @@ export class AdminAuditLog {
     }
   }
 
-  write(change: AdminChange, outcome: 'requested' | 'refused' | 'completed' | 'failed', detail?: string): Promise<void> {
-    const time = new Date();
-    const id = ulid();
-    const fields = {
-      id,
-      time,
+  write(change: AdminChange, outcome: AdminAuditEntry['outcome'], detail?: string): Promise<void> {
+    const entry: AdminAuditEntry = {
+      id: ulid(),
+      time: new Date(),
       requestId: change.requestId,
       action: change.action,
       target: change.target,
@@ -82,36 +77,19 @@ export class AdminAuditLog {
       tenantId: change.actor.tenantId,
       objectId: change.actor.objectId,
       appId: change.actor.appId,
-      before: json(change.before),
-      after: json(change.after),
+      before: change.before,
+      after: change.after,
     };
-    return this.writer.write(time, id, Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)));
+    return this.writer.write(entry.time, entry.id, toEntityFields(adminAuditEntrySchema, entry));
   }
 
-  async search(filter: { from: Date; to: Date; limit: number; cursor?: Cursor }): Promise<{ entries: AdminAuditView[]; nextCursor: string | undefined }> {
+  async search(filter: { from: Date; to: Date; limit: number; cursor?: Cursor }): Promise<{ entries: AdminAuditEntry[]; nextCursor: string | undefined }> {
     let page;
     try {
       page = await queryTimeRange(this.table, ADMIN_AUDIT_SHARDS, { ...filter, cursor: filter.cursor, conditions: [], maxHours: 24 * 31 });
     } catch {
       throw problems.dependencyDown('audit', 'The admin audit table (Table Storage) is unavailable.');
     }
-    return { entries: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next) : undefined };
+    return { entries: page.items.map((entity) => fromEntity(adminAuditEntrySchema, entity)), nextCursor: page.next ? encodeCursor(page.next) : undefined };
   }
-}
-
-function toView(entity: Entity): AdminAuditView {
-  return {
-    id: String(entity.id),
-    time: entity.time instanceof Date ? entity.time.toISOString() : String(entity.time),
-    requestId: String(entity.requestId),
-    action: String(entity.action),
-    target: String(entity.target),
-    outcome: String(entity.outcome),
-    ...(entity.detail ? { detail: String(entity.detail) } : {}),
-    tenantId: String(entity.tenantId),
-    objectId: String(entity.objectId),
-    ...(entity.appId ? { appId: String(entity.appId) } : {}),
-    ...(entity.before !== undefined ? { before: parsed(entity.before) } : {}),
-    ...(entity.after !== undefined ? { after: parsed(entity.after) } : {}),
-  };
 }

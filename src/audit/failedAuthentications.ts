@@ -3,6 +3,8 @@ import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { ulid } from '../ids.js';
 import { errorSummary, type Logger } from '../logger.js';
 import { tableReady, tableStatus } from '../tables.js';
+import { toEntityFields } from './entityCodec.js';
+import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
 import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';
 
 /**
@@ -22,7 +24,6 @@ interface Tally {
   /** Stable per (instance, address, reason, status): the same row is upserted all minute long. */
   partitionKey: string;
   rowKey: string;
-  lastAt: number;
 }
 
 export interface FailedAuthenticationsOptions {
@@ -82,12 +83,10 @@ export class FailedAuthentications {
         issuanceId: ulid(),
         partitionKey: partitionKey(start, id[0]! % ISSUANCE_SHARDS),
         rowKey: `${invertedTime(start)}-agg-${id.toString('hex').slice(0, 16)}`,
-        lastAt: now,
       };
       this.tallies.set(key, tally);
     }
     tally.count += 1;
-    tally.lastAt = now;
   }
 
   /**
@@ -134,24 +133,19 @@ export class FailedAuthentications {
 }
 
 function insert(tally: Tally): TransactionAction {
-  return [
-    'create',
-    {
-      partitionKey: tally.partitionKey,
-      rowKey: tally.rowKey,
-      issuanceId: tally.issuanceId,
-      requestId: 'aggregate',
-      time: new Date(tally.minute),
-      outcome: 'denied',
-      reason: tally.reason,
-      status: tally.status,
-      clientIp: tally.clientIp,
-      count: tally.count,
-      lastAt: new Date(tally.lastAt),
-      requestedScopes: '[]',
-      grantedScopes: '[]',
-      grantIds: '[]',
-      latencyMs: 0,
-    },
-  ];
+  const record: IssuanceRecord = {
+    issuanceId: tally.issuanceId,
+    requestId: 'aggregate',
+    time: new Date(tally.minute),
+    outcome: 'denied',
+    reason: tally.reason,
+    status: tally.status,
+    clientIp: tally.clientIp,
+    count: tally.count,
+    requestedScopes: [],
+    grantedScopes: [],
+    grantIds: [],
+    latencyMs: 0,
+  };
+  return ['create', { partitionKey: tally.partitionKey, rowKey: tally.rowKey, ...toEntityFields(issuanceRecordSchema, record) }];
 }

@@ -1,40 +1,41 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 
-export type Outcome = 'issued' | 'denied' | 'failed';
+export const OUTCOMES = ['issued', 'denied', 'failed'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
-/** One decision on one request. Identifiers and outcomes only: never a token, password or request body. */
-export interface IssuanceRecord {
-  issuanceId: string;
-  requestId: string;
-  time: Date;
-  outcome: Outcome;
-  /** Problem code for denied/failed, `issued` otherwise. */
-  reason: string;
-  status: number;
-  tenantId?: string;
-  objectId?: string;
-  appId?: string;
-  registry?: string;
-  requestedScopes: string[];
-  grantedScopes: string[];
-  grantIds: string[];
-  expiresAt?: Date;
-  latencyMs: number;
-  clientIp: string;
-  /** First 16 hex digits of SHA-256(token): enough to match a leaked token to its record, useless to replay. */
-  tokenFingerprint?: string;
-  /** The same upstream token went to an earlier caller with the same scope set. */
-  tokenReused?: boolean;
-  credentialVersion?: string;
-  /**
-   * `verified`: the upstream token's `access` claim was read and covers exactly what was granted;
-   * `opaque`: the registry's token cannot be read, so the broker could not check what it grants.
-   */
-  upstreamScope?: 'verified' | 'opaque';
-  /** `login` for a login credential (absent: a registry token); its `credentialId` is the provider's id. */
-  form?: 'token' | 'login';
-  credentialId?: string;
-}
+/**
+ * One decision on one token request — the fields of the `issuances` table, spelled once: the writer,
+ * the search, the admin API, OpenAPI and the CLI all use this schema. Identifiers and outcomes only:
+ * never a token, password or request body.
+ */
+export const issuanceRecordSchema = z.object({
+  issuanceId: z.string(),
+  requestId: z.string().describe('`aggregate` for a row that counts failed authentications'),
+  time: z.date(),
+  outcome: z.enum(OUTCOMES),
+  reason: z.string().describe('problem code for denied/failed (invalid-token:<why> in aggregates), `issued` otherwise'),
+  status: z.number().int(),
+  tenantId: z.string().optional(),
+  objectId: z.string().optional(),
+  appId: z.string().optional(),
+  registry: z.string().optional(),
+  requestedScopes: z.array(z.string()),
+  grantedScopes: z.array(z.string()),
+  grantIds: z.array(z.string()),
+  expiresAt: z.date().optional(),
+  latencyMs: z.number(),
+  clientIp: z.string(),
+  tokenFingerprint: z.string().optional().describe('first 16 hex digits of SHA-256 of the token or password: matches a leaked one to its record, useless to replay'),
+  tokenReused: z.boolean().optional().describe('the same upstream token or login credential went to an earlier request with the same scope set'),
+  credentialVersion: z.string().optional(),
+  upstreamScope: z.enum(['verified', 'opaque']).optional().describe('whether the upstream token was read and covers exactly the granted scopes'),
+  form: z.enum(['token', 'login']).optional().describe('login: a login credential was issued (absent: a registry token)'),
+  credentialId: z.string().optional().describe("form login: the provider's id of the credential"),
+  count: z.number().int().optional().describe('aggregate rows of failed authentications: requests from one address with one reason in one minute'),
+});
+
+export type IssuanceRecord = z.infer<typeof issuanceRecordSchema>;
 
 export function tokenFingerprint(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 16);

@@ -1,11 +1,12 @@
 import type { TableClient } from '@azure/data-tables';
 import { problems } from '../http/problem.js';
 import { parseScope } from '../registries/scope.js';
-import type { Outcome } from './issuanceRecord.js';
+import { fromEntity } from './entityCodec.js';
+import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { ISSUANCE_SHARDS } from './partitioning.js';
 import { objectIdIndex, repositoryIndex, type IndexMarker } from './indexKeys.js';
 import { hourBucket } from './partitioning.js';
-import { encodeCursor, odataString, queryTimeRange, type BucketPlan, type Cursor, type Entity } from './timeRangeQuery.js';
+import { encodeCursor, odataString, queryTimeRange, type BucketPlan, type Cursor } from './timeRangeQuery.js';
 
 export interface IssuanceFilter {
   from: Date;
@@ -19,34 +20,6 @@ export interface IssuanceFilter {
   cursor?: Cursor;
 }
 
-/** An audit record as the admin API shows it. */
-export interface IssuanceView {
-  issuanceId: string;
-  time: string;
-  outcome: string;
-  reason: string;
-  status: number;
-  requestId: string;
-  tenantId?: string;
-  objectId?: string;
-  appId?: string;
-  registry?: string;
-  requestedScopes: string[];
-  grantedScopes: string[];
-  grantIds: string[];
-  expiresAt?: string;
-  latencyMs: number;
-  clientIp: string;
-  tokenFingerprint?: string;
-  tokenReused?: boolean;
-  credentialVersion?: string;
-  upstreamScope?: string;
-  form?: string;
-  credentialId?: string;
-  /** Aggregates of failed authentications: how many requests this row stands for (one address, reason, minute). */
-  count?: number;
-}
-
 function list(value: unknown): string[] {
   try {
     const parsed: unknown = JSON.parse(String(value ?? '[]'));
@@ -54,37 +27,6 @@ function list(value: unknown): string[] {
   } catch {
     return [];
   }
-}
-
-const text = (value: unknown) => (value === undefined || value === null ? undefined : String(value));
-const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : text(value));
-
-export function toView(entity: Entity): IssuanceView {
-  return {
-    issuanceId: String(entity.issuanceId),
-    time: iso(entity.time) ?? '',
-    outcome: String(entity.outcome),
-    reason: String(entity.reason),
-    status: Number(entity.status),
-    requestId: String(entity.requestId),
-    tenantId: text(entity.tenantId),
-    objectId: text(entity.objectId),
-    appId: text(entity.appId),
-    registry: text(entity.registry),
-    requestedScopes: list(entity.requestedScopes),
-    grantedScopes: list(entity.grantedScopes),
-    grantIds: list(entity.grantIds),
-    expiresAt: iso(entity.expiresAt),
-    latencyMs: Number(entity.latencyMs),
-    clientIp: String(entity.clientIp),
-    tokenFingerprint: text(entity.tokenFingerprint),
-    tokenReused: typeof entity.tokenReused === 'boolean' ? entity.tokenReused : undefined,
-    credentialVersion: text(entity.credentialVersion),
-    upstreamScope: text(entity.upstreamScope),
-    form: text(entity.form),
-    credentialId: text(entity.credentialId),
-    count: typeof entity.count === 'number' ? entity.count : undefined,
-  };
 }
 
 /**
@@ -100,7 +42,7 @@ export class IssuanceSearch {
     private readonly marker: IndexMarker,
   ) {}
 
-  async search(filter: IssuanceFilter): Promise<{ issuances: IssuanceView[]; nextCursor: string | undefined }> {
+  async search(filter: IssuanceFilter): Promise<{ issuances: IssuanceRecord[]; nextCursor: string | undefined }> {
     try {
       return await searchIssuances(this.table, filter, filter.repository || filter.objectId ? await this.marker.since() : undefined);
     } catch {
@@ -109,7 +51,7 @@ export class IssuanceSearch {
   }
 }
 
-export async function searchIssuances(table: TableClient, filter: IssuanceFilter, indexedSince?: Date): Promise<{ issuances: IssuanceView[]; nextCursor: string | undefined }> {
+export async function searchIssuances(table: TableClient, filter: IssuanceFilter, indexedSince?: Date): Promise<{ issuances: IssuanceRecord[]; nextCursor: string | undefined }> {
   const common = [
     ...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []),
     ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : []),
@@ -144,5 +86,5 @@ export async function searchIssuances(table: TableClient, filter: IssuanceFilter
     plan: (bucket) => (useIndex(bucket) ? indexed! : scanned),
     ...(fullyIndexed ? { maxHours: Number.MAX_SAFE_INTEGER, lookahead: INDEX_LOOKAHEAD_HOURS } : {}),
   });
-  return { issuances: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next) : undefined };
+  return { issuances: page.items.map((entity) => fromEntity(issuanceRecordSchema, entity)), nextCursor: page.next ? encodeCursor(page.next) : undefined };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
+import { adminAuditEntrySchema } from '../audit/adminAudit.js';
+import { asJsonShape } from '../audit/entityCodec.js';
 import { parseQuery } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import type { Handler, Route } from '../http/types.js';
@@ -10,20 +12,7 @@ import { resolveRange, timeRangeFields } from './adminQuery.js';
 const auditQueryFields = z.strictObject(timeRangeFields);
 const auditQuerySchema = auditQueryFields.transform((query, ctx) => ({ ...query, ...resolveRange(query, ctx) }));
 
-const entrySchema = z.object({
-  id: z.string(),
-  time: z.string(),
-  requestId: z.string(),
-  action: z.string(),
-  target: z.string(),
-  outcome: z.string(),
-  detail: z.string().optional(),
-  tenantId: z.string(),
-  objectId: z.string(),
-  appId: z.string().optional(),
-  before: z.unknown().optional(),
-  after: z.unknown().optional(),
-});
+const entrySchema = asJsonShape(adminAuditEntrySchema);
 
 const search: Handler<Services> = async (request, { services }) => {
   await adminCaller(request, services);

@@ -67,7 +67,7 @@ async function replay(services: Services, input: z.infer<typeof replaySchema>): 
     subject: { objectId: record.objectId, appId: record.appId, tenantId: record.tenantId },
     registry: record.registry,
     scopes,
-    replayed: { requestId: record.requestId, time: record.time, outcome: record.outcome, reason: record.reason },
+    replayed: { requestId: record.requestId, time: record.time.toISOString(), outcome: record.outcome, reason: record.reason },
   };
 }
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
+import { asJsonShape } from '../audit/entityCodec.js';
+import { issuanceRecordSchema, OUTCOMES } from '../audit/issuanceRecord.js';
 import { parseQuery } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import type { Handler, Route } from '../http/types.js';
@@ -14,35 +16,11 @@ const issuanceQueryFields = z.strictObject({
   objectId: z.guid().transform((id) => id.toLowerCase()).optional(),
   registry: registryHostSchema.optional(),
   repository: z.string().refine(isRepositoryName, 'must be a repository name').optional(),
-  outcome: z.enum(['issued', 'denied', 'failed']).optional(),
+  outcome: z.enum(OUTCOMES).optional(),
 });
 export const issuanceQuerySchema = issuanceQueryFields.transform((query, ctx) => ({ ...query, ...resolveRange(query, ctx) }));
 
-const issuanceSchema = z.object({
-  issuanceId: z.string(),
-  time: z.string(),
-  outcome: z.string(),
-  reason: z.string(),
-  status: z.number(),
-  requestId: z.string(),
-  tenantId: z.string().optional(),
-  objectId: z.string().optional(),
-  appId: z.string().optional(),
-  registry: z.string().optional(),
-  requestedScopes: z.array(z.string()),
-  grantedScopes: z.array(z.string()),
-  grantIds: z.array(z.string()),
-  expiresAt: z.string().optional(),
-  latencyMs: z.number(),
-  clientIp: z.string(),
-  tokenFingerprint: z.string().optional(),
-  tokenReused: z.boolean().optional(),
-  credentialVersion: z.string().optional(),
-  upstreamScope: z.enum(['verified', 'opaque']).optional().describe('whether the upstream token was read and covers exactly the granted scopes'),
-  form: z.enum(['token', 'login']).optional().describe('login: a login credential was issued (absent: a registry token)'),
-  credentialId: z.string().optional().describe("form login: the provider's id of the credential"),
-  count: z.number().int().optional().describe('aggregate rows of failed authentications: requests from one address with one reason in one minute'),
-});
+const issuanceSchema = asJsonShape(issuanceRecordSchema);
 
 const search: Handler<Services> = async (request, { services }) => {
   await adminCaller(request, services);
