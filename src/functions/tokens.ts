@@ -1,39 +1,10 @@
 import { ulid } from '../ids.js';
-import { z } from 'zod';
 import { json, problemResponse } from '../http/dispatch.js';
 import { asProblem } from '../http/problem.js';
 import type { Handler, Route } from '../http/types.js';
 import { readTokenRequest, tokenRequestSchema } from '../issuance/tokenRequest.js';
 import type { Services } from '../services.js';
-
-export const tokenResponseSchema = z.object({
-  registry: z.string(),
-  token: z.string(),
-  expiresAt: z.iso.datetime(),
-  expiresIn: z.number().int(),
-  scopes: z.array(z.string()),
-  issuanceId: z.string(),
-  dockerConfig: z.object({ auths: z.record(z.string(), z.object({ registrytoken: z.string() })) }),
-});
-
-/** Form "login": a username/password any client logs in with; it mints registry tokens itself. */
-export const loginResponseSchema = z.object({
-  registry: z.string(),
-  form: z.literal('login'),
-  username: z.string(),
-  password: z.string(),
-  expiresAt: z.iso.datetime(),
-  expiresIn: z.number().int(),
-  credentialId: z.string().describe("The provider's id: a Docker Hub organization access token id, an ACR token name"),
-  scopes: z.array(z.string()),
-  issuanceId: z.string(),
-  dockerConfig: z.object({ auths: z.record(z.string(), z.object({ auth: z.string().describe('base64 of username:password') })) }),
-});
-
-const seconds = (expiresAt: Date) => ({
-  expiresAt: expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-  expiresIn: Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000)),
-});
+import { loginAnswer, tokenAnswer, tokenAnswerSchema } from './tokenAnswers.js';
 
 /**
  * POST /v1/tokens: authenticate, then hand the exchange to the use case (src/issuance/tokenExchange.ts),
@@ -48,29 +19,8 @@ const issue: Handler<Services> = async (request, { services }) => {
   );
   const outcome = await services.tokenExchange.exchange(authentication, () => readTokenRequest(() => request.text()), facts);
   if ('refused' in outcome) return problemResponse(outcome.refused, request.requestId);
-  if ('login' in outcome) {
-    const { login } = outcome;
-    return json(200, {
-      registry: login.entry.host,
-      form: 'login',
-      username: login.username,
-      password: login.password,
-      ...seconds(login.expiresAt),
-      credentialId: login.credentialId,
-      scopes: login.scopes,
-      issuanceId: facts.issuanceId,
-      dockerConfig: { auths: { [login.entry.dockerConfigKey]: { auth: Buffer.from(`${login.username}:${login.password}`).toString('base64') } } },
-    });
-  }
-  const { issued } = outcome;
-  return json(200, {
-    registry: issued.entry.host,
-    token: issued.token,
-    ...seconds(issued.expiresAt),
-    scopes: issued.scopes,
-    issuanceId: facts.issuanceId,
-    dockerConfig: { auths: { [issued.entry.dockerConfigKey]: { registrytoken: issued.token } } },
-  });
+  if ('login' in outcome) return json(200, loginAnswer(outcome.login, facts.issuanceId));
+  return json(200, tokenAnswer(outcome.issued, facts.issuanceId));
 };
 
 export const tokensRoute: Route<Services> = {
@@ -86,7 +36,7 @@ export const tokensRoute: Route<Services> = {
       responses: {
         200: {
           description: 'Form token: the registry token, its real expiry, the granted scopes and a docker config entry. Form login: username, password, the expiry the provider reported, and a docker config `auth` entry',
-          schema: z.union([tokenResponseSchema, loginResponseSchema]),
+          schema: tokenAnswerSchema,
         },
         400: { description: 'Malformed JSON, unknown field, bad scope grammar; `form-unsupported` (the registry has no login provider; the detail names its forms), `login-scope-unsupported`' },
         401: { description: 'Missing or invalid bearer token', headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } },

@@ -134,19 +134,7 @@ class IssuanceEvent {
   }
 
   issued(issued: IssuedToken): void {
-    Object.assign(this.record, {
-      registry: issued.entry.host,
-      outcome: 'issued',
-      reason: 'issued',
-      status: 200,
-      grantedScopes: issued.scopes,
-      grantIds: issued.grantIds,
-      expiresAt: issued.expiresAt,
-      tokenFingerprint: tokenFingerprint(issued.token),
-      tokenReused: issued.reused,
-      credentialVersion: issued.credentialVersion,
-      upstreamScope: issued.upstreamScope,
-    } satisfies Partial<IssuanceRecord>);
+    this.granted(issued, issued.token, { credentialVersion: issued.credentialVersion, upstreamScope: issued.upstreamScope });
   }
 
   /** Refusals of login requests say so too. */
@@ -156,18 +144,25 @@ class IssuanceEvent {
 
   /** The password's SHA-256 prefix, never the password; `tokenReused` when the same credential went out before. */
   login(login: IssuedLogin): void {
+    this.granted(login, login.password, { form: 'login', credentialId: login.credentialId });
+  }
+
+  private granted(
+    what: { entry: { host: string }; scopes: string[]; grantIds: string[]; expiresAt: Date; reused: boolean },
+    secret: string,
+    extra: Partial<IssuanceRecord>,
+  ): void {
     Object.assign(this.record, {
-      registry: login.entry.host,
+      registry: what.entry.host,
       outcome: 'issued',
       reason: 'issued',
       status: 200,
-      form: 'login',
-      grantedScopes: login.scopes,
-      grantIds: login.grantIds,
-      expiresAt: login.expiresAt,
-      tokenFingerprint: tokenFingerprint(login.password),
-      tokenReused: login.reused,
-      credentialId: login.credentialId,
+      grantedScopes: what.scopes,
+      grantIds: what.grantIds,
+      expiresAt: what.expiresAt,
+      tokenFingerprint: tokenFingerprint(secret),
+      tokenReused: what.reused,
+      ...extra,
     } satisfies Partial<IssuanceRecord>);
   }
 

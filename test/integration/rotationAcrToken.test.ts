@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
 import { startHarness, type Harness } from '../support/harness.js';
-import { credentialWorks, offsetClock, storedCredential } from '../support/rotation.js';
+import { credentialWorks, graceMinutes, offsetClock, storedCredential } from '../support/rotation.js';
 
 /**
  * ACR repository-scoped token passwords, rotated through ARM generateCredentials with the broker's
@@ -51,7 +51,7 @@ it('alternates slots: the old password works during grace and is dead after it',
   expect(await credentialWorks(h, current.username, current.password)).toBe(true);
   expect((await issue()).status).toBe(200);
 
-  clock.advanceMinutes(121);
+  clock.advanceMinutes(graceMinutes(h) + 1);
   expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'rotated', step: 'idle' });
   expect(await credentialWorks(h, old.username, old.password)).toBe(false);
   expect(await credentialWorks(h, current.username, current.password)).toBe(true);
@@ -65,7 +65,7 @@ it('the next rotation goes back to password1', async () => {
 });
 
 it('refuses to rotate when it cannot tell which slot is in use, and kills nothing', async () => {
-  clock.advanceMinutes(121);
+  clock.advanceMinutes(graceMinutes(h) + 1);
   await h.sandbox.services.rotation.runDue();
   const current = storedCredential(h);
   h.sandbox.keyVault.update('sandbox-registry', current.version, { tags: {} });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompletedStep } from '../../src/credentials/rotation/rotationEngine.js';
 import { startHarness, type Harness } from '../support/harness.js';
-import { credentialWorks, offsetClock, rotationTrail, storedCredential } from '../support/rotation.js';
+import { credentialWorks, graceMinutes, offsetClock, rotationTrail, storedCredential } from '../support/rotation.js';
 
 /**
  * The engine is stopped right after each step in turn, and a fresh engine (another instance, after
@@ -44,7 +44,7 @@ describe.each<CompletedStep>(['upstream-create', 'create', 'verify', 'store', 'r
     const first = crashed.rotate(host, { force: true });
     if (step === 'revoke') {
       expect(await first).toMatchObject({ outcome: 'in-grace' });
-      clock.advanceMinutes(121);
+      clock.advanceMinutes(graceMinutes(h) + 1);
       await expect(crashed.rotate(host, { force: false })).rejects.toThrow(/process died after revoke/);
     } else {
       await expect(first).rejects.toThrow(new RegExp(`process died after ${step}`));
@@ -59,7 +59,7 @@ describe.each<CompletedStep>(['upstream-create', 'create', 'verify', 'store', 'r
     const resumed = await successor.rotate(host, { force: false });
     // Stopped after revoke, the rotation was already complete: nothing is left to do.
     expect(step === 'revoke' ? ['not-due'] : ['in-grace', 'rotated']).toContain(resumed.outcome);
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     const finished = await successor.rotate(host, { force: false });
     expect(['rotated', 'not-due']).toContain(finished.outcome);
 
@@ -79,7 +79,7 @@ describe('a create whose answer is lost', () => {
     expect(h.sandbox.dockerHub!.activeTokens()).toHaveLength(2);
     clock.advanceMinutes(16);
     expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'in-grace' });
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await h.sandbox.services.rotation.runDue();
     await expectOneWorkingCredential();
   });
@@ -92,7 +92,7 @@ describe('concurrent runs', () => {
     const reports = await Promise.all([engine.rotate(host, { force: true }), engine.rotate(host, { force: true })]);
     expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
     expect(h.sandbox.dockerHub!.createdCount() - created).toBe(1);
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await engine.runDue();
     await expectOneWorkingCredential();
   });
@@ -113,7 +113,7 @@ describe('concurrent runs', () => {
     const reports = await Promise.all([a.rotate(host, { force: false }), b.rotate(host, { force: false })]);
     expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
     expect(h.sandbox.dockerHub!.createdCount() - created).toBe(0);
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await a.runDue();
     await expectOneWorkingCredential();
   });
@@ -129,7 +129,7 @@ describe('two engines at once', () => {
     expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
     expect(h.sandbox.dockerHub!.createdCount() - created).toBe(1);
     expect(h.sandbox.keyVault.versions('sandbox-registry').length - before).toBe(1);
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await Promise.all([a.runDue(), b.runDue()]);
     await expectOneWorkingCredential();
   });

@@ -3,7 +3,7 @@ import { rotationTimer } from '../../src/functions/rotationTimer.js';
 import { jsonLineLogger } from '../../src/logger.js';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
 import { problemOf, startHarness, type Harness } from '../support/harness.js';
-import { credentialWorks, offsetClock, rotationTrail, storedCredential } from '../support/rotation.js';
+import { credentialWorks, graceMinutes, offsetClock, rotationTrail, storedCredential } from '../support/rotation.js';
 
 /**
  * Docker Hub access-token rotation through the real engine, Key Vault stand-in and Docker Hub API
@@ -31,16 +31,52 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
+/**
+ * One caller asking for tokens back to back. `answered(n)` waits until n more requests have been
+ * answered, so the test paces itself by what traffic has done, never by how fast the machine is.
+ */
+function startTraffic() {
+  const answers: { requestId: string | null; status: number }[] = [];
+  const waiting: (() => void)[] = [];
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      const response = await issue().catch(() => undefined);
+      await response?.body?.cancel();
+      answers.push({ requestId: response?.headers.get('x-request-id') ?? null, status: response?.status ?? 0 });
+      for (const wake of waiting.splice(0)) wake();
+    }
+  })();
+  return {
+    answers,
+    answered: (n: number) =>
+      new Promise<void>((resolve) => {
+        const target = answers.length + n;
+        const check = () => (answers.length >= target ? resolve() : waiting.push(check));
+        check();
+      }),
+    stop: async () => {
+      stop = true;
+      await loop;
+    },
+  };
+}
+
 describe('a rotation while callers keep asking for tokens', () => {
   it('issues with the new credential, keeps the old one working through the grace period, then revokes it; no caller sees an error', async () => {
     const old = storedCredential(h);
-    const statuses: number[] = [];
-    let stop = false;
-    const traffic = (async () => {
-      while (!stop) statuses.push((await issue()).status);
-    })();
+    const traffic = startTraffic();
+    // Paced by traffic: some requests are answered while the rotation is under way (after verify,
+    // before the switch), and some are sent only after the new version is stored. The second of
+    // two answers after a step was sent after it.
+    const engine = h.sandbox.services.makeRotationEngine({
+      now: clock.now,
+      afterStep: async (step) => {
+        if (step === 'verify' || step === 'store' || step === 'revoke') await traffic.answered(2);
+      },
+    });
 
-    const report = await h.sandbox.services.rotation.rotate(host, { force: true });
+    const report = await engine.rotate(host, { force: true });
     expect(report).toMatchObject({ registry: host, outcome: 'in-grace', step: 'stored' });
     const current = storedCredential(h);
     expect(current.version).not.toBe(old.version);
@@ -56,21 +92,24 @@ describe('a rotation while callers keep asking for tokens', () => {
     expect(await credentialWorks(h, current.username, current.password)).toBe(true);
 
     // Before the grace period is over the timer leaves the old credential alone.
-    clock.advanceMinutes(60);
+    clock.advanceMinutes(graceMinutes(h) - 1);
     await rotationTimer.run(h.sandbox.services, timerLog);
     expect(await credentialWorks(h, old.username, old.password)).toBe(true);
 
-    clock.advanceMinutes(61);
+    clock.advanceMinutes(2);
     await rotationTimer.run(h.sandbox.services, timerLog);
     expect(await credentialWorks(h, old.username, old.password)).toBe(false);
     expect(await credentialWorks(h, current.username, current.password)).toBe(true);
     expect(h.sandbox.dockerHub!.activeTokens().map((t) => t.token)).toEqual([current.password]);
 
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    stop = true;
-    await traffic;
-    expect(statuses.length).toBeGreaterThan(10);
-    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // Callers keep being served once the old credential is gone.
+    await traffic.answered(2);
+    await traffic.stop();
+    expect(traffic.answers.filter((a) => a.status !== 200)).toEqual([]);
+    // The traffic overlapped the switch: its audit records name both the old and the new version.
+    const ids = new Set(traffic.answers.map((a) => a.requestId));
+    const versions = new Set((await h.auditRecords()).filter((r) => ids.has(String(r.requestId))).map((r) => r.credentialVersion));
+    expect([...versions].sort()).toEqual([old.version, current.version].sort());
   });
 
   it('leaves a complete trail in the rotations table, with no secret value in it', async () => {
@@ -116,7 +155,7 @@ describe('failures keep the old credential and back off', () => {
     clock.advanceMinutes(16);
     const [resumed] = await h.sandbox.services.rotation.runDue();
     expect(resumed).toMatchObject({ outcome: 'in-grace' });
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await h.sandbox.services.rotation.runDue();
     expect(h.sandbox.dockerHub!.activeTokens()).toHaveLength(1);
   });
@@ -135,7 +174,7 @@ describe('failures keep the old credential and back off', () => {
 
     clock.advanceMinutes(16);
     expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'in-grace' });
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     await h.sandbox.services.rotation.runDue();
     expect(h.sandbox.dockerHub!.activeTokens()).toHaveLength(1);
   });
@@ -162,7 +201,7 @@ describe('failures keep the old credential and back off', () => {
     expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'backing-off' });
     clock.advanceMinutes(15);
     expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'in-grace' });
-    clock.advanceMinutes(121);
+    clock.advanceMinutes(graceMinutes(h) + 1);
     expect((await h.sandbox.services.rotation.runDue())[0]).toMatchObject({ outcome: 'rotated' });
     expect(h.sandbox.dockerHub!.activeTokens().map((t) => t.token)).toEqual([storedCredential(h).password]);
   });

@@ -2,6 +2,7 @@ import type { TokenCredential } from '@azure/identity';
 import { z } from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
 import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import type { CallBudget } from './callBudget.js';
 import type { CreateRequest, CreatedCredential, RotationProvider } from './provider.js';
 
 type AcrTokenPolicy = Extract<RotationPolicy, { provider: 'acr-token' }>;
@@ -28,27 +29,27 @@ export class AcrTokenProvider implements RotationProvider {
     private readonly identity: TokenCredential,
   ) {}
 
-  async create(request: CreateRequest): Promise<CreatedCredential> {
+  async create(request: CreateRequest, budget: CallBudget): Promise<CreatedCredential> {
     // Regenerating the slot in use would kill the only working password: the broker must know it.
     if (!(SLOTS as readonly string[]).includes(request.currentRef ?? '')) {
       throw new Error('the stored ACR token password has no credentialRef tag (password1 or password2), so the slot in use is unknown; tag the secret to enable rotation');
     }
     const slot = request.currentRef === 'password1' ? 'password2' : 'password1';
-    const generated = await this.generate(slot, request.expiresAt);
+    const generated = await this.generate(slot, request.expiresAt, budget);
     return { ...generated, ref: slot };
   }
 
-  async revoke(ref: string): Promise<void> {
+  async revoke(ref: string, budget: CallBudget): Promise<void> {
     if (!(SLOTS as readonly string[]).includes(ref)) throw new Error(`unknown ACR password slot "${ref}"`);
-    await this.generate(ref as (typeof SLOTS)[number], new Date(Date.now() + 60_000));
+    await this.generate(ref as (typeof SLOTS)[number], new Date(Date.now() + 60_000), budget);
   }
 
   /** A crashed attempt leaves at most a regenerated slot, which the next `create` overwrites. */
   async revokeStray(): Promise<void> {}
 
-  private async generate(slot: (typeof SLOTS)[number], expiry: Date): Promise<{ username: string; password: string }> {
-    const deadline = Date.now() + TIMEOUT_MS;
-    const headers = { Authorization: `Bearer ${await this.armToken()}` };
+  private async generate(slot: (typeof SLOTS)[number], expiry: Date, budget: CallBudget): Promise<{ username: string; password: string }> {
+    const deadline = Math.min(Date.now() + TIMEOUT_MS, budget.deadline);
+    const headers = { Authorization: `Bearer ${await this.armToken(budget)}` };
     const url = `${this.policy.armEndpoint}${this.policy.registryResourceId}/generateCredentials?api-version=${API_VERSION}`;
     const json = { tokenId: `${this.policy.registryResourceId}/tokens/${this.policy.tokenName}`, name: slot, expiry: expiry.toISOString() };
     let response = await upstreamFetch({ url, json, headers, deadline, registry: 'Azure Resource Manager' });
@@ -61,7 +62,7 @@ export class AcrTokenProvider implements RotationProvider {
       if (new URL(location, this.policy.armEndpoint).origin !== new URL(this.policy.armEndpoint).origin) {
         throw new Error('ARM answered 202 with a Location on another host; not following it');
       }
-      const wait = Math.min(Number(response.headers.get('retry-after') ?? 0) * 1000 || POLL_MS, 5000);
+      const wait = Math.min(Number(response.headers.get('retry-after') ?? 0) * 1000 || POLL_MS, 5000, Math.max(0, deadline - Date.now()));
       await new Promise((resolve) => setTimeout(resolve, wait));
       response = await upstreamFetch({ url: new URL(location, this.policy.armEndpoint).toString(), headers, deadline, registry: 'Azure Resource Manager' });
     }
@@ -80,8 +81,8 @@ export class AcrTokenProvider implements RotationProvider {
     return { username: result.username, password };
   }
 
-  private async armToken(): Promise<string> {
-    const token = await this.identity.getToken(`${this.policy.armEndpoint}/.default`);
+  private async armToken(budget: CallBudget): Promise<string> {
+    const token = await this.identity.getToken(`${this.policy.armEndpoint}/.default`, { abortSignal: budget.signal });
     if (!token) throw new Error('no Azure Resource Manager token for the broker identity');
     return token.token;
   }

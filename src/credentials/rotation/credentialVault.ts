@@ -5,6 +5,7 @@ import { parseCredentialValue, type CredentialValue } from '../secretValue.js';
  * Key Vault for rotation: the stored credential `<name>` (what issuance reads) and a staging secret
  * `<name>-pending` that holds a new credential between its creation and its verification, so a
  * crash never loses a credential that exists upstream. The staging version is disabled once used.
+ * Every call takes the run's abort signal, so none outlasts the lease it was made under.
  */
 export type StoredCredential = CredentialValue;
 
@@ -23,8 +24,8 @@ export const pendingName = (name: string) => `${name}-pending`;
 export class CredentialVault {
   constructor(private readonly secrets: SecretClient) {}
 
-  async current(name: string): Promise<CurrentSecret> {
-    const secret = await this.secrets.getSecret(name);
+  async current(name: string, abortSignal: AbortSignal): Promise<CurrentSecret> {
+    const secret = await this.secrets.getSecret(name, { abortSignal });
     const tags = secret.properties.tags ?? {};
     return {
       version: secret.properties.version ?? '',
@@ -35,22 +36,22 @@ export class CredentialVault {
     };
   }
 
-  async stage(name: string, credential: StoredCredential, tags: Record<string, string>): Promise<string> {
-    const stored = await this.secrets.setSecret(pendingName(name), JSON.stringify(credential), { contentType: CONTENT_TYPE, tags });
+  async stage(name: string, credential: StoredCredential, tags: Record<string, string>, abortSignal: AbortSignal): Promise<string> {
+    const stored = await this.secrets.setSecret(pendingName(name), JSON.stringify(credential), { contentType: CONTENT_TYPE, tags, abortSignal });
     return stored.properties.version ?? '';
   }
 
-  async staged(name: string, version: string): Promise<StoredCredential> {
-    const secret = await this.secrets.getSecret(pendingName(name), { version });
+  async staged(name: string, version: string, abortSignal: AbortSignal): Promise<StoredCredential> {
+    const secret = await this.secrets.getSecret(pendingName(name), { version, abortSignal });
     return parseCredentialValue(secret.value, pendingName(name));
   }
 
-  async discardStaged(name: string, version: string): Promise<void> {
-    await this.secrets.updateSecretProperties(pendingName(name), version, { enabled: false });
+  async discardStaged(name: string, version: string, abortSignal: AbortSignal): Promise<void> {
+    await this.secrets.updateSecretProperties(pendingName(name), version, { enabled: false, abortSignal });
   }
 
-  async store(name: string, credential: StoredCredential, tags: Record<string, string>, expiresOn: Date): Promise<string> {
-    const stored = await this.secrets.setSecret(name, JSON.stringify(credential), { contentType: CONTENT_TYPE, tags, expiresOn });
+  async store(name: string, credential: StoredCredential, tags: Record<string, string>, expiresOn: Date, abortSignal: AbortSignal): Promise<string> {
+    const stored = await this.secrets.setSecret(name, JSON.stringify(credential), { contentType: CONTENT_TYPE, tags, expiresOn, abortSignal });
     return stored.properties.version ?? '';
   }
 }

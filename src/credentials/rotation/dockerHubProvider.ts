@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
 import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
 import { parseCredentialValue } from '../secretValue.js';
-import { rotationLabel, type CreateRequest, type CreatedCredential, type RotationProvider } from './provider.js';
+import type { CallBudget } from './callBudget.js';
+import type { CreateRequest, CreatedCredential, RotationProvider } from './provider.js';
 
 type DockerHubPolicy = Extract<RotationPolicy, { provider: 'dockerhub' }>;
 
@@ -24,10 +25,10 @@ export class DockerHubProvider implements RotationProvider {
     private readonly secrets: SecretClient,
   ) {}
 
-  async create(request: CreateRequest): Promise<CreatedCredential> {
-    const { username, bearer } = await this.signIn();
-    const response = await this.call('POST', '/v2/access-tokens', bearer, {
-      token_label: rotationLabel(request.rotationId),
+  async create(request: CreateRequest, budget: CallBudget): Promise<CreatedCredential> {
+    const { username, bearer } = await this.signIn(budget);
+    const response = await this.call(budget, 'POST', '/v2/access-tokens', bearer, {
+      token_label: request.label,
       scopes: this.policy.tokenScopes,
       expires_at: request.expiresAt.toISOString(),
     });
@@ -35,45 +36,44 @@ export class DockerHubProvider implements RotationProvider {
     return { username, password: created.token, ref: created.uuid };
   }
 
-  async revoke(ref: string): Promise<void> {
-    const { bearer } = await this.signIn();
-    await this.revokeWith(bearer, ref);
+  async revoke(ref: string, budget: CallBudget): Promise<void> {
+    const { bearer } = await this.signIn(budget);
+    await this.revokeWith(budget, bearer, ref);
   }
 
-  async revokeStray(rotationId: string, keep: string | undefined): Promise<void> {
-    const { bearer } = await this.signIn();
-    const label = rotationLabel(rotationId);
+  async revokeStray(label: string, keep: readonly string[], budget: CallBudget): Promise<void> {
+    const { bearer } = await this.signIn(budget);
     let path: string | undefined = '/v2/access-tokens?page_size=100';
     while (path) {
-      const page = listSchema.parse(await this.call('GET', path, bearer));
+      const page = listSchema.parse(await this.call(budget, 'GET', path, bearer));
       for (const token of page.results) {
-        if (token.token_label === label && token.uuid !== keep) await this.revokeWith(bearer, token.uuid);
+        if (token.token_label === label && !keep.includes(token.uuid)) await this.revokeWith(budget, bearer, token.uuid);
       }
       path = page.next ? new URL(page.next).pathname + new URL(page.next).search : undefined;
     }
   }
 
   /** Deleting a token that is already gone succeeds: revocation is safe to repeat after a crash. */
-  private async revokeWith(bearer: string, uuid: string): Promise<void> {
-    await this.call('DELETE', `/v2/access-tokens/${encodeURIComponent(uuid)}`, bearer, undefined, [404]);
+  private async revokeWith(budget: CallBudget, bearer: string, uuid: string): Promise<void> {
+    await this.call(budget, 'DELETE', `/v2/access-tokens/${encodeURIComponent(uuid)}`, bearer, undefined, [404]);
   }
 
-  private async signIn(): Promise<{ username: string; bearer: string }> {
-    const secret = await this.secrets.getSecret(this.policy.adminSecret);
+  private async signIn(budget: CallBudget): Promise<{ username: string; bearer: string }> {
+    const secret = await this.secrets.getSecret(this.policy.adminSecret, { abortSignal: budget.signal });
     const admin = parseCredentialValue(secret.value, this.policy.adminSecret);
-    const answer = signInSchema.parse(await this.call('POST', '/v2/auth/token', undefined, { identifier: admin.username, secret: admin.password }, [], true));
+    const answer = signInSchema.parse(await this.call(budget, 'POST', '/v2/auth/token', undefined, { identifier: admin.username, secret: admin.password }, [], true));
     return { username: admin.username, bearer: answer.access_token };
   }
 
   /** `idempotent`: signing in may be repeated; creating a token may not (a lost answer would make a twin). */
-  private async call(method: string, path: string, bearer: string | undefined, json?: unknown, tolerated: number[] = [], idempotent?: boolean): Promise<unknown> {
+  private async call(budget: CallBudget, method: string, path: string, bearer: string | undefined, json?: unknown, tolerated: number[] = [], idempotent?: boolean): Promise<unknown> {
     const response = await upstreamFetch({
       url: `${this.policy.apiEndpoint}${path}`,
       method,
       json,
       ...(idempotent === undefined ? {} : { idempotent }),
       headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
-      deadline: Date.now() + TIMEOUT_MS,
+      deadline: Math.min(Date.now() + TIMEOUT_MS, budget.deadline),
       registry: 'Docker Hub API',
     });
     if (tolerated.includes(response.status)) {

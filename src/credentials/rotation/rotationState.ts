@@ -1,7 +1,8 @@
 import type { TableClient, TransactionAction } from '@azure/data-tables';
-import { ulid } from 'ulid';
+import { ulid } from '../../ids.js';
 import { rowKey } from '../../audit/partitioning.js';
 import { tableReady, tableStatus } from '../../tables.js';
+import { within } from './callBudget.js';
 
 /**
  * The write-ahead log of rotation: per registry one `state` row, changed only with its ETag, and a
@@ -19,6 +20,8 @@ export interface RotationState {
   /** Ref of the credential being replaced (from the current secret's tags), and of the new one. */
   oldRef: string;
   newRef: string;
+  /** The attempt (within this rotation) that may have made something upstream under its label. */
+  attemptId: string;
   pendingVersion: string;
   newVersion: string;
   revokeAfter: number;
@@ -38,6 +41,7 @@ export const IDLE: RotationState = {
   leaseUntil: 0,
   oldRef: '',
   newRef: '',
+  attemptId: '',
   pendingVersion: '',
   newVersion: '',
   revokeAfter: 0,
@@ -97,19 +101,19 @@ export class RotationStateStore {
     this.ready = tableReady(table);
   }
 
-  async read(registry: string): Promise<Versioned> {
-    await this.ready();
+  async read(registry: string, abortSignal: AbortSignal): Promise<Versioned> {
+    await within(abortSignal, this.ready());
     try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(registry, STATE_ROW);
+      const entity = await this.table.getEntity<Record<string, unknown>>(registry, STATE_ROW, { abortSignal });
       return { state: fromEntity(entity), etag: entity.etag };
     } catch (error) {
       if (tableStatus(error) !== 404) throw error;
     }
     try {
-      const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...toEntity(IDLE) });
+      const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...toEntity(IDLE) }, { abortSignal });
       return { state: { ...IDLE }, etag: created.etag ?? '' };
     } catch (error) {
-      if (tableStatus(error) === 409) return this.read(registry);
+      if (tableStatus(error) === 409) return this.read(registry, abortSignal);
       throw error;
     }
   }
@@ -123,6 +127,7 @@ export class RotationStateStore {
     from: Versioned,
     change: Partial<RotationState>,
     trail: Omit<TrailEntry, 'registry' | 'from' | 'to' | 'time'> | undefined,
+    abortSignal: AbortSignal,
   ): Promise<Versioned> {
     const next: RotationState = { ...from.state, ...change };
     const time = new Date();
@@ -131,9 +136,9 @@ export class RotationStateStore {
       actions.push(['create', { partitionKey: registry, rowKey: `trail-${rowKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }]);
     }
     try {
-      const result = await this.table.submitTransaction(actions);
+      const result = await this.table.submitTransaction(actions, { abortSignal });
       const etag = result.getResponseForEntity(STATE_ROW)?.etag;
-      return etag ? { state: next, etag } : this.read(registry);
+      return etag ? { state: next, etag } : this.read(registry, abortSignal);
     } catch (error) {
       if (tableStatus(error) === 412) throw new LostRace();
       throw error;

@@ -1,0 +1,68 @@
+import { errorSummary } from '../../logger.js';
+import type { RegistryEntry } from '../../registries/catalog.js';
+import type { CredentialVault, CurrentSecret } from './credentialVault.js';
+import { DAY_MS, dueAt } from './rotationSchedule.js';
+import type { RotationState, RotationStateStore, RotationStep } from './rotationState.js';
+
+/** What the admin API reports per stored credential: versions, age, rotation state. Never a value. */
+export interface CredentialStatus {
+  registry: string;
+  kind: string;
+  provider: string;
+  credentialSecret: string | undefined;
+  currentVersion?: string;
+  ageDays?: number;
+  expiresOn?: string;
+  lastRotatedAt?: string;
+  nextDueAt?: string;
+  state: RotationStep;
+  lastError?: string;
+  warning?: string;
+}
+
+export async function credentialStatuses(
+  entries: RegistryEntry[],
+  vault: CredentialVault,
+  rotations: RotationStateStore,
+  now: number,
+  abortSignal: AbortSignal,
+): Promise<CredentialStatus[]> {
+  const statuses: CredentialStatus[] = [];
+  for (const entry of entries) {
+    const base = {
+      registry: entry.host,
+      kind: entry.kind,
+      provider: entry.rotation?.provider ?? (entry.kind === 'acr' ? 'managed-identity' : 'none'),
+      credentialSecret: entry.credentialSecret,
+    };
+    if (!entry.credentialSecret) {
+      statuses.push({ ...base, state: 'idle' });
+      continue;
+    }
+    let secret: CurrentSecret;
+    let state: RotationState;
+    try {
+      [secret, { state }] = await Promise.all([vault.current(entry.credentialSecret, abortSignal), rotations.read(entry.host, abortSignal)]);
+    } catch (error) {
+      // One unreadable secret must not hide the others' state.
+      statuses.push({ ...base, state: 'idle', warning: `cannot read: ${errorSummary(error)}` });
+      continue;
+    }
+    const since = (secret.rotatedAt ?? secret.createdOn)?.getTime();
+    const policy = entry.rotation;
+    const nextDue = policy ? dueAt(policy, secret) : undefined;
+    const expiringSoon = secret.expiresOn && secret.expiresOn.getTime() - now <= (policy?.rotateBeforeExpiryDays ?? 7) * DAY_MS;
+    statuses.push({
+      ...base,
+      currentVersion: secret.version,
+      ageDays: since === undefined ? undefined : Math.floor((now - since) / DAY_MS),
+      expiresOn: secret.expiresOn?.toISOString(),
+      lastRotatedAt: state.lastRotatedAt ? new Date(state.lastRotatedAt).toISOString() : secret.rotatedAt?.toISOString(),
+      nextDueAt: nextDue === undefined ? undefined : new Date(nextDue).toISOString(),
+      state: state.step,
+      lastError: state.lastError || undefined,
+      warning: expiringSoon ? `expires ${secret.expiresOn!.toISOString()}${policy?.provider === 'none' || !policy ? ': replace it by hand' : ''}` : undefined,
+    });
+  }
+  return statuses;
+}
