@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import type { RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
-import { tokenEndpointAnswer, upstreamFetch } from './upstreamHttp.js';
+import { tokenEndpointAnswer, upstreamFetch } from '../http/upstreamHttp.js';
 import { jwtExpiry, type UpstreamToken } from './upstreamTokens.js';
 
 /** The Entra resource ACR accepts at /oauth2/exchange. */

@@ -7,7 +7,7 @@ import { RefreshingCache } from '../refreshingCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 import type { Challenge, RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
-import { tokenEndpointAnswer, upstreamFetch } from './upstreamHttp.js';
+import { tokenEndpointAnswer, upstreamFetch } from '../http/upstreamHttp.js';
 import { parseWwwAuthenticate } from './wwwAuthenticate.js';
 
 export interface UpstreamToken {

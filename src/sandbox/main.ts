@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../config.js';
+import { ConfigError, SETTING_NAMES } from '../config.js';
 import { loginCleanupTimer } from '../functions/loginCleanupTimer.js';
 import { jsonLineLogger } from '../logger.js';
 import { AUDIENCE, startSandbox } from './sandbox.js';
@@ -18,7 +18,7 @@ const registryTokenSeconds = z.coerce.number().int().min(1).max(86_400).default(
 
 async function main(): Promise<void> {
   const overrides = Object.fromEntries(
-    ['BROKER_TENANT_ID', 'BROKER_AUDIENCES', 'AZURE_AUTHORITY_HOST', 'KEY_VAULT_URL', 'TABLES_ENDPOINT', 'TABLES_CONNECTION_STRING', 'REGISTRIES', 'ADMIN_ROLE', 'MAX_TTL_SECONDS', 'LOGIN_TTL_SECONDS']
+    SETTING_NAMES
       .filter((name) => process.env[name])
       .map((name) => [name, process.env[name]]),
   );

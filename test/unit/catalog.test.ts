@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RegistryCatalog, catalogSchema } from '../../src/registries/catalog.js';
-import { retryAfterMs } from '../../src/registries/upstreamHttp.js';
+import { retryAfterMs } from '../../src/http/upstreamHttp.js';
 
 const catalog = new RegistryCatalog(
   catalogSchema.parse([
@@ -83,7 +83,7 @@ describe('retryAfterMs', () => {
 
 describe('readJson', () => {
   it('refuses an oversized upstream body without reading it all', async () => {
-    const { readJson } = await import('../../src/registries/upstreamHttp.js');
+    const { readJson } = await import('../../src/http/upstreamHttp.js');
     const huge = new Response(JSON.stringify({ token: 'x'.repeat(300_000) }));
     await expect(readJson(huge, 'r.example')).rejects.toMatchObject({ status: 502, detail: 'r.example answered with an oversized body.' });
     const declared = new Response('{}', { headers: { 'content-length': String(10 * 1024 * 1024) } });

@@ -1,5 +1,5 @@
 import { Problem } from '../../http/problem.js';
-import { readJson, retryAfterMs, upstreamFetch } from '../../registries/upstreamHttp.js';
+import { readJson, retryAfterMs, upstreamFetch } from '../../http/upstreamHttp.js';
 import { loginProblems } from './loginProblems.js';
 
 export interface ProviderCall {

@@ -1,7 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
 import { z } from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
-import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import { readJson, upstreamFetch } from '../../http/upstreamHttp.js';
 import type { CallBudget } from './callBudget.js';
 import type { CreateRequest, CreatedCredential, RotationProvider } from './provider.js';
 

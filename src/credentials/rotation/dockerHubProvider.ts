@@ -1,7 +1,7 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
 import { z } from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
-import { readJson, upstreamFetch } from '../../registries/upstreamHttp.js';
+import { readJson, upstreamFetch } from '../../http/upstreamHttp.js';
 import { parseCredentialValue } from '../secretValue.js';
 import type { CallBudget } from './callBudget.js';
 import type { CreateRequest, CreatedCredential, RotationProvider } from './provider.js';

@@ -1,5 +1,5 @@
-import { Problem, problems } from '../http/problem.js';
-import { readAtMost } from '../http/readAtMost.js';
+import { Problem, problems } from './problem.js';
+import { readAtMost } from './readAtMost.js';
 import { telemetry } from '../telemetry/instruments.js';
 
 /**
