@@ -24,10 +24,14 @@ const repositories = Array.from({ length: 500 }, (_, i) => `team${i % 50}/app${i
 
 const azurite = await startAzurite();
 try {
-  const table = createTableClient({ kind: 'connectionString', value: azurite.connectionString }, 'issuances', { getToken: async () => null });
+  const connection = { kind: 'connectionString' as const, value: azurite.connectionString };
+  const table = createTableClient(connection, 'issuances', { getToken: async () => null });
+  const indexTable = createTableClient(connection, 'issuanceindex', { getToken: async () => null });
   await table.createTable();
-  await table.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since: new Date(END - (DAYS + 1) * 86_400_000) });
-  const log = new IssuanceLog(new AuditWriter(table, jsonLineLogger(() => undefined), 'issuances', ISSUANCE_SHARDS, ISSUANCE_LANES), new IndexMarker(table));
+  await indexTable.createTable();
+  const since = new Date(END - (DAYS + 1) * 86_400_000);
+  await indexTable.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since });
+  const log = new IssuanceLog(new AuditWriter(table, jsonLineLogger(() => undefined), 'issuances', ISSUANCE_SHARDS, ISSUANCE_LANES, indexTable), new IndexMarker(indexTable));
   let seed = 1;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const started = performance.now();
@@ -67,7 +71,7 @@ try {
       const page = await searchIssuances(
         table,
         { from: new Date(END - days * 86_400_000), to: new Date(END), limit: 1000, ...filter, ...(cursor ? { cursor } : {}) },
-        indexed ? new Date(END - (DAYS + 1) * 86_400_000) : undefined,
+        indexed ? { table: indexTable, since } : undefined,
       );
       found += page.issuances.length;
       pages += 1;

@@ -33,7 +33,7 @@ import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
-export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', adminAudit: 'adminaudit', rotations: 'rotations', loginCredentials: 'logincredentials' } as const;
+export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', issuanceIndex: 'issuanceindex', adminAudit: 'adminaudit', rotations: 'rotations', loginCredentials: 'logincredentials' } as const;
 
 /** Everything a handler needs, built once per process from validated settings. */
 export interface Services {
@@ -95,8 +95,9 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     log,
     defaultTtlSeconds: config.loginTtlSeconds,
   });
-  const indexMarker = new IndexMarker(issuancesTable);
-  const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES), indexMarker);
+  const indexTable = createTableClient(config.tables, TABLES.issuanceIndex, identity);
+  const indexMarker = new IndexMarker(indexTable);
+  const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES, indexTable), indexMarker);
   const failedAuthentications = new FailedAuthentications(issuancesTable, log);
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
   const makeRotationEngine = (overrides: RotationEngineOverrides = {}) =>
@@ -133,7 +134,7 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     logins,
     issuances,
     failedAuthentications,
-    issuanceSearch: new IssuanceSearch(issuancesTable, indexMarker),
+    issuanceSearch: new IssuanceSearch(issuancesTable, indexTable, indexMarker),
     adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
     health: new HealthCheck(grantsTable, secrets, metadata),
     rotation: makeRotationEngine(rotationOverrides),

@@ -6,21 +6,69 @@ param location string
 param tags object
 param resourceToken string
 param brokerAudiences string
-param registries string
+@description('The registry catalog (REGISTRIES), as parsed JSON')
+param registries array
 param adminRole string
 param maxTtlSeconds string
-param rotatedSecretNames array
 
 var deploymentContainerName = 'app-package'
-var brokerTables = ['grants', 'blocks', 'issuances', 'adminaudit', 'rotations']
+// The Functions host keeps its locks, timer schedule status and keys in these; created here so that the
+// host needs rights on them alone, not on the account.
+var hostContainerNames = ['azure-webjobs-hosts', 'azure-webjobs-secrets']
+var brokerTables = ['grants', 'blocks', 'issuances', 'issuanceindex', 'adminaudit', 'rotations', 'logincredentials']
+// The audit: the broker only ever adds rows to these and reads them, so it gets no right to change or delete one.
+var appendOnlyTables = ['issuances', 'issuanceindex', 'adminaudit']
+var mutableTables = filter(brokerTables, table => !contains(appendOnlyTables, table))
+
+// Key Vault secrets the catalog names. An operator creates each before adding the entry (docs/operations.md).
+var storedEntries = filter(registries, entry => entry.kind != 'acr')
+// Rotation providers that write new versions; `none` only watches the expiry.
+var rotatedSecretNames = map(filter(storedEntries, entry => contains(['dockerhub', 'acr-token'], entry.?rotation.?provider ?? 'none')), entry => entry.credentialSecret)
+var readSecretNames = filter(
+  union(
+    map(storedEntries, entry => entry.credentialSecret),
+    map(registries, entry => entry.?rotation.?adminSecret ?? ''),
+    map(registries, entry => entry.?login.?apiSecret ?? '')
+  ),
+  name => !empty(name) && !contains(rotatedSecretNames, name)
+)
+
+// The Functions host buffers a request before the broker sees it: this caps that at twice the broker's
+// own 16 KiB limit (src/http/dispatch.ts), so a body just over 16 KiB still gets the broker's
+// problem+json 413 and nothing larger is ever held in memory.
+var hostRequestBodyLimitBytes = 32768
 
 // Built-in role definition IDs.
 var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+// Read and insert entities, nothing else (Table Storage authorizes "Insert Entity" by entities/add/action;
+// update, merge, replace and delete need actions this role lacks).
+resource appendOnlyTableRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'registry-broker-append-only-table')
+  properties: {
+    roleName: 'Registry broker append-only table (${resourceToken})'
+    description: 'Read and add table entities; never update or delete one. For the registry broker audit tables.'
+    type: 'CustomRole'
+    assignableScopes: [resourceGroup().id]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read'
+          'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
 }
 
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
@@ -71,13 +119,27 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   name: deploymentContainerName
 }
 
+resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for name in hostContainerNames: {
+    parent: blobService
+    name: name
+  }
+]
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
 }
 
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for table in brokerTables: {
+resource appendOnly 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for table in appendOnlyTables: {
+    parent: tableService
+    name: table
+  }
+]
+
+resource mutable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for table in mutableTables: {
     parent: tableService
     name: table
   }
@@ -97,23 +159,36 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-// Rotation stages a new credential in `<name>-pending` before it is verified; the secret must exist for
-// its role assignment. Its placeholder value is an empty JSON object, never a credential.
-resource pendingSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [
-  for name in rotatedSecretNames: {
-    parent: vault
-    name: '${name}-pending'
-    properties: {
-      value: '{}'
-      contentType: 'application/json'
-    }
+// Who read or wrote which secret, when: every Key Vault request, to the workspace.
+resource vaultAudit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logs.id
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
   }
-]
+}
 
-// The stored credentials themselves are put there by an operator (docs/operations.md) before rotation is enabled.
+// Infra never writes a secret value: each of these is created by an operator before its catalog entry
+// (docs/operations.md), and rotation's staging twin `<name>-pending` with it.
+resource readSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for name in readSecretNames: {
+  parent: vault
+  name: name
+}]
+
 resource rotatedSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for name in rotatedSecretNames: {
   parent: vault
   name: name
+}]
+
+resource pendingSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for name in rotatedSecretNames: {
+  parent: vault
+  name: '${name}-pending'
 }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -195,24 +270,28 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     BROKER_AUDIENCES: brokerAudiences
     KEY_VAULT_URL: vault.properties.vaultUri
     TABLES_ENDPOINT: storage.properties.primaryEndpoints.table
-    REGISTRIES: registries
+    REGISTRIES: string(registries)
     ADMIN_ROLE: adminRole
     MAX_TTL_SECONDS: maxTtlSeconds
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(hostRequestBodyLimitBytes)
   }
 }
 
-// Issuance reads the stored registry credentials: read-only, on this vault only.
-resource vaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, broker.id, roles.keyVaultSecretsUser)
-  scope: vault
-  properties: {
-    principalId: broker.identity.principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+// Issuance reads the stored registry credentials, rotation its admin secrets, login forms their API
+// secrets: read-only, on exactly the secrets the catalog names, never the vault.
+resource readSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in readSecretNames: {
+    name: guid(readSecrets[i].id, broker.id, roles.keyVaultSecretsUser)
+    scope: readSecrets[i]
+    properties: {
+      principalId: broker.identity.principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    }
   }
-}
+]
 
-// Rotation writes new versions: only of the secrets it rotates, and only when rotation is on.
+// Rotation writes new versions: only of the secrets it rotates (which issuance also reads).
 resource rotatedSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for (name, i) in rotatedSecretNames: {
     name: guid(rotatedSecrets[i].id, broker.id, roles.keyVaultSecretsOfficer)
@@ -238,27 +317,56 @@ resource pendingSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 ]
 
-// Grants, blocks, the audit tables and the rotation log live in Table Storage of this account.
-resource storageTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, broker.id, roles.storageTableDataContributor)
-  scope: storage
+// The audit tables: read and append, so the broker can neither rewrite nor delete its own records.
+resource appendOnlyTablesWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (table, i) in appendOnlyTables: {
+    name: guid(appendOnly[i].id, broker.id, appendOnlyTableRole.id)
+    scope: appendOnly[i]
+    properties: {
+      principalId: broker.identity.principalId
+      principalType: 'ServicePrincipal'
+      // A role definition lives at the subscription, wherever it was declared.
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', appendOnlyTableRole.name)
+    }
+  }
+]
+
+// Grants, blocks, the rotation log and live login credentials change in place: data contributor, on each table alone.
+resource mutableTablesContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (table, i) in mutableTables: {
+    name: guid(mutable[i].id, broker.id, roles.storageTableDataContributor)
+    scope: mutable[i]
+    properties: {
+      principalId: broker.identity.principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    }
+  }
+]
+
+// Flex Consumption reads (and a deployment writes) the app package in its container: data contributor there alone.
+resource deploymentContainerContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, broker.id, roles.storageBlobDataContributor)
+  scope: deploymentContainer
   properties: {
     principalId: broker.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
   }
 }
 
-// Flex Consumption reads its deployment package from, and the host keeps timer leases in, blob storage.
-resource storageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, broker.id, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    principalId: broker.identity.principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+// The host's own storage (locks, timer schedule monitor, keys): the role Microsoft documents for it, on its two containers alone.
+resource hostContainersOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in hostContainerNames: {
+    name: guid(hostContainers[i].id, broker.id, roles.storageBlobDataOwner)
+    scope: hostContainers[i]
+    properties: {
+      principalId: broker.identity.principalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    }
   }
-}
+]
 
 // Telemetry with Entra ID (local auth is off on the component).
 resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -274,3 +382,4 @@ resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-
 output brokerUrl string = 'https://${broker.properties.defaultHostName}/api'
 output keyVaultName string = vault.name
 output brokerPrincipalId string = broker.identity.principalId
+output functionAppName string = broker.name

@@ -12,9 +12,16 @@ const LINGER_MS = 2;
 /** A write that has not answered by then answers 503: a hung Table must not hold a request for long. */
 const WRITE_DEADLINE_MS = 4_000;
 
+/** Where a record is also found: `<key>|<record's row key>` rows in the index table (see indexKeys.ts). */
+export interface IndexEntries {
+  keys: string[];
+  /** The few fields a search filters on, so that it reads only the pointers that match. */
+  fields: Record<string, unknown>;
+}
+
 interface Pending {
-  /** The record, and its index copies: one transaction holds all of them or none. */
-  entities: TableEntity[];
+  record: TableEntity;
+  pointers: TableEntity[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -22,7 +29,7 @@ interface Pending {
 interface OpenBatch {
   partitionKey: string;
   items: Pending[];
-  entities: number;
+  pointers: number;
   timer: NodeJS.Timeout;
 }
 
@@ -34,9 +41,14 @@ interface OpenBatch {
  *
  * Lanes split the shards between kinds of record (issued / refused): records of different lanes
  * never share a partition, so never a transaction, and a burst of one kind cannot fail the other.
+ *
+ * Index pointers go to their own table, in a transaction of their own written *before* the records:
+ * a record is never stored without its pointers, and a pointer whose record then failed to be stored
+ * points at nothing, which the search skips. The audit table holds exactly one entity per decision.
  */
 export class AuditWriter {
   private readonly ready: () => Promise<void>;
+  private readonly indexReady: () => Promise<void>;
   private readonly open = new Map<string, OpenBatch>();
   private readonly nextShard: Map<string, number>;
   private readonly shardsPerLane: number;
@@ -47,20 +59,19 @@ export class AuditWriter {
     private readonly dependency: string,
     shards: number,
     private readonly lanes: readonly string[] = [''],
+    private readonly indexTable?: TableClient,
   ) {
     this.ready = tableReady(table);
+    this.indexReady = indexTable ? tableReady(indexTable) : async () => undefined;
     this.shardsPerLane = Math.max(1, Math.floor(shards / lanes.length));
     this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
   }
 
-  /**
-   * `indexKeys`: the record is also written under `<indexKey>|<row key>` in the same partition and the
-   * same transaction, so a search by that key reads a key range instead of scanning (see indexKeys.ts).
-   */
-  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, indexKeys: string[] = []): Promise<void> {
+  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
+    const pointerCount = this.indexTable ? (index?.keys.length ?? 0) : 0;
     let batch = this.open.get(bucket);
-    if (batch && batch.entities + 1 + indexKeys.length > MAX_BATCH) {
+    if (batch && batch.pointers + pointerCount > MAX_BATCH) {
       this.flush(bucket);
       batch = undefined;
     }
@@ -69,15 +80,15 @@ export class AuditWriter {
       if (offset === undefined) throw new Error(`unknown audit lane ${lane}`);
       const key = partitionKey(time, this.lanes.indexOf(lane) * this.shardsPerLane + offset);
       this.nextShard.set(lane, (offset + 1) % this.shardsPerLane);
-      batch = { partitionKey: key, items: [], entities: 0, timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
+      batch = { partitionKey: key, items: [], pointers: 0, timer: setTimeout(() => this.flush(bucket), LINGER_MS) };
       this.open.set(bucket, batch);
     }
     const row = rowKey(time, id);
-    const entities: TableEntity[] = [row, ...indexKeys.map((index) => `${index}|${row}`)].map((key) => ({ partitionKey: batch.partitionKey, rowKey: key, ...fields }));
+    const pointers = pointerCount > 0 ? index!.keys.map((key) => ({ partitionKey: batch.partitionKey, rowKey: `${key}|${row}`, ...index!.fields })) : [];
     const open = batch;
-    const written = new Promise<void>((resolve, reject) => open.items.push({ entities, resolve, reject }));
-    open.entities += entities.length;
-    if (open.entities >= MAX_BATCH) this.flush(bucket);
+    const written = new Promise<void>((resolve, reject) => open.items.push({ record: { partitionKey: open.partitionKey, rowKey: row, ...fields }, pointers, resolve, reject }));
+    open.pointers += pointers.length;
+    if (open.items.length >= MAX_BATCH || open.pointers >= MAX_BATCH) this.flush(bucket);
     return written;
   }
 
@@ -91,24 +102,32 @@ export class AuditWriter {
 
   private async submit(items: Pending[]): Promise<void> {
     try {
-      await this.ready();
-      const actions: TransactionAction[] = items.flatMap((item) => item.entities.map((entity): TransactionAction => ['create', entity]));
       const abortSignal = AbortSignal.timeout(WRITE_DEADLINE_MS);
-      try {
-        if (actions.length === 1) await this.table.createEntity(actions[0]![1], { abortSignal });
-        else await this.table.submitTransaction(actions, { abortSignal });
-      } catch (error) {
-        // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this
-        // very write was stored and only its answer was lost (the SDK retried). The records are durable.
-        if (tableStatus(error) !== 409) throw error;
-        this.log.warn('audit write answered 409 after a retry; the records were already stored', { table: this.dependency, records: items.length });
+      const pointers = items.flatMap((item) => item.pointers);
+      if (pointers.length > 0) {
+        await this.indexReady();
+        await this.create(this.indexTable!, pointers, abortSignal);
       }
+      await this.ready();
+      await this.create(this.table, items.map((item) => item.record), abortSignal);
       for (const item of items) item.resolve();
     } catch (error) {
       this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });
       telemetry.auditWriteFailed(this.dependency, items.length);
       const failure = problems.dependencyDown('audit', 'The audit record could not be written, so nothing was issued or changed.');
       for (const item of items) item.reject(failure);
+    }
+  }
+
+  private async create(table: TableClient, entities: TableEntity[], abortSignal: AbortSignal): Promise<void> {
+    try {
+      if (entities.length === 1) await table.createEntity(entities[0]!, { abortSignal });
+      else await table.submitTransaction(entities.map((entity): TransactionAction => ['create', entity]), { abortSignal });
+    } catch (error) {
+      // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this
+      // very write was stored and only its answer was lost (the SDK retried). The entities are durable.
+      if (tableStatus(error) !== 409) throw error;
+      this.log.warn('audit write answered 409 after a retry; the records were already stored', { table: this.dependency, records: entities.length });
     }
   }
 }

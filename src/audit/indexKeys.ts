@@ -4,11 +4,12 @@ import { tableReady, tableStatus } from '../tables.js';
 import type { IssuanceRecord } from './issuanceRecord.js';
 
 /**
- * Index rows of the issuances table. Each record is also written under `o|<objectId>|<row key>` and
- * `r|<repository>|<row key>` for each repository it asked for, in its own partition and transaction,
- * so "who got push on acme/web" reads one key range per partition instead of every record. Row keys
- * may not hold `/`, so a repository's `/` is written `!` (neither is in the OCI name grammar, and `|`
- * ends the name, so `r|acme|` never matches `acme/web`).
+ * The issuance search index: table `issuanceindex`. For each record, a pointer row
+ * `o|<objectId>|<record's row key>` and one `r|<repository>|<record's row key>` per repository it
+ * asked for, in the record's partition key, written before the record (see AuditWriter). "Who got push
+ * on acme/web" then reads one key range per partition instead of every record. Row keys may not hold
+ * `/`, so a repository's `/` is written `!` (neither is in the OCI name grammar, and `|` ends the
+ * name, so `r|acme|` never matches `acme/web`). Pointers carry the fields searches filter on.
  */
 export const objectIdIndex = (objectId: string) => `o|${objectId}`;
 export const repositoryIndex = (repository: string) => `r|${repository.replaceAll('/', '!')}`;
@@ -23,11 +24,20 @@ export function issuanceIndexKeys(record: Pick<IssuanceRecord, 'objectId' | 'req
   return [...(record.objectId ? [objectIdIndex(record.objectId)] : []), ...[...repositories].map(repositoryIndex)];
 }
 
+export function pointerFields(record: Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId }).filter(([, value]) => value !== undefined));
+}
+
+/** The record a pointer row points at: its partition, and the row key after the last `|`. */
+export function pointedRowKey(pointerRowKey: string): string {
+  return pointerRowKey.slice(pointerRowKey.lastIndexOf('|') + 1);
+}
+
 const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;
 const RECHECK_MS = 60_000;
 
 /**
- * When indexing began in this table: every record from then on has its index rows. Searches read
+ * When indexing began (a row of the index table): every record from then on has its pointers. Searches read
  * the index for later hours and scan the records of earlier ones, so no record is ever missed.
  * The first instance that writes records creates the marker; it is never changed afterwards.
  */

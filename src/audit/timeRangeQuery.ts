@@ -25,6 +25,8 @@ export interface TimeRangeRequest {
 }
 
 export interface BucketPlan {
+  /** Another table to read this bucket from (the index), under the same partition keys. */
+  table?: TableClient;
   prefix?: string;
   conditions: string[];
   accept?: (entity: Entity) => boolean;
@@ -86,7 +88,7 @@ export async function queryTimeRange(table: TableClient, shards: number, request
     const after = request.cursor && bucket === request.cursor.h ? request.cursor.a : undefined;
     const rowRange = [`RowKey ge ${key(lower)}`, `RowKey lt ${key(upper)}`, ...(after ? [`RowKey gt ${odataString(after)}`] : [])];
     const iterators = Array.from({ length: shards }, (_, shard) =>
-      entities(table, [`PartitionKey eq ${odataString(`${bucket}-${shard}`)}`, ...rowRange, ...plan.conditions].join(' and '), request.limit + 1),
+      entities(plan.table ?? table, [`PartitionKey eq ${odataString(`${bucket}-${shard}`)}`, ...rowRange, ...plan.conditions].join(' and '), request.limit + 1),
     );
     bucketRead = { iterators, heads: Promise.all(iterators.map((iterator) => iterator.next())), accept: plan.accept };
     // A failed read ahead is reported when (if ever) its bucket is reached, not as an unhandled rejection.

@@ -6,9 +6,9 @@ import { createTableClient } from '../../src/tables.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 /**
- * Issue 15, audit search: searches by repository and identity read index rows (written in the same
- * transaction as each record) for the hours since indexing began, and scan the hours before, so they
- * return every matching record either way — and the indexed ones read key ranges, never every record.
+ * Issue 15, audit search: searches by repository and identity read index pointers (written before
+ * each record, in their own table) for the hours since indexing began, and scan the hours before, so
+ * they return every matching record either way — and the indexed hours read key ranges, never every record.
  */
 let h: Harness;
 const records: IssuanceRecord[] = [];
@@ -23,10 +23,10 @@ const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)]!;
 
 beforeAll(async () => {
   h = await startHarness();
-  const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
-  await table.createTable().catch(() => undefined);
+  const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
+  await index.createTable().catch(() => undefined);
   // Indexing "began" 20 h before END: 10 of the 30 hours predate it, and are scanned.
-  await table.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since: SINCE });
+  await index.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since: SINCE });
   for (let i = 0; i < 1200; i++) {
     const time = new Date(END - Math.floor(random() * HOURS * 3600_000));
     const scopes = [`repository:${pick(repositories)}:pull`, ...(random() < 0.3 ? [`repository:${pick(repositories)}:push`] : [])];
@@ -53,20 +53,26 @@ afterAll(() => h?.close());
 const newestFirst = (a: IssuanceRecord, b: IssuanceRecord) => (rowKey(a.time, a.issuanceId) < rowKey(b.time, b.issuanceId) ? -1 : 1);
 const asks = (record: IssuanceRecord, repository: string) => record.requestedScopes.some((scope) => scope.split(':')[1] === repository);
 
-async function everything(filter: { repository?: string; objectId?: string }, seen: string[]) {
-  const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+const client = (name: string, seen: string[]) => {
+  const table = createTableClient(h.sandbox.config.tables, name, { getToken: async () => null });
   table.pipeline.addPolicy({
     name: 'record-filters',
     sendRequest: (request, next) => {
-      seen.push(new URL(request.url).searchParams.get('$filter') ?? '');
+      seen.push(`${name}: ${new URL(request.url).searchParams.get('$filter') ?? ''}`);
       return next(request);
     },
   });
+  return table;
+};
+
+async function everything(filter: { repository?: string; objectId?: string }, seen: string[]) {
+  const table = client('issuances', seen);
+  const index = { table: client('issuanceindex', seen), since: SINCE };
   const ids: string[] = [];
   let cursor;
   let pages = 0;
   do {
-    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 97, ...filter, ...(cursor ? { cursor } : {}) }, SINCE);
+    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 97, ...filter, ...(cursor ? { cursor } : {}) }, index);
     ids.push(...page.issuances.map((issuance) => issuance.issuanceId));
     cursor = page.nextCursor ? JSON.parse(Buffer.from(page.nextCursor, 'base64url').toString()) : undefined;
     pages += 1;
@@ -79,10 +85,11 @@ describe('searches by repository and identity', () => {
     const seen: string[] = [];
     const expected = records.filter((record) => asks(record, repository)).sort(newestFirst).map((record) => record.issuanceId);
     expect(await everything({ repository }, seen)).toEqual(expected);
-    const indexed = seen.filter((filter) => filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`));
+    const indexed = seen.filter((filter) => filter.startsWith('issuanceindex: ') && filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`));
     expect(indexed.length).toBeGreaterThan(0);
-    // Only the hours before indexing began (and the marker's own) are read without the index.
-    const scanned = new Set(seen.filter((filter) => !filter.includes("'r|")).map((filter) => /PartitionKey eq '(\d{10})/.exec(filter)?.[1]));
+    // Only the hours before indexing began (and the marker's own) are scanned; the others are point reads.
+    const scans = seen.filter((filter) => filter.startsWith('issuances: ') && !filter.includes('RowKey eq'));
+    const scanned = new Set(scans.map((filter) => /PartitionKey eq '(\d{10})/.exec(filter)?.[1]));
     expect(scanned.size).toBeLessThanOrEqual(11);
   });
 
@@ -93,9 +100,13 @@ describe('searches by repository and identity', () => {
     expect(await everything({ objectId: people[1]!, repository: 'acme/api' }, [])).toEqual(both);
   });
 
-  it('the plain time-range search never returns an index row twice', async () => {
+  it('the audit table holds one entity per record, and a plain time-range search returns each once', async () => {
+    expect((await h.auditRecords()).length).toBe(records.length);
     const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
-    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 1000 }, SINCE);
+    let rows = 0;
+    for await (const entity of table.listEntities()) if (entity.partitionKey !== undefined) rows += 1;
+    expect(rows).toBe(records.length);
+    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 1000 });
     const expected = records.filter((record) => record.time.getTime() >= END - 3600_000);
     expect(page.issuances.map((issuance) => issuance.issuanceId).sort()).toEqual(expected.map((record) => record.issuanceId).sort());
   });
