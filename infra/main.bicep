@@ -15,17 +15,16 @@ param location string
 @description('Comma list of accepted token audiences: the broker app registration\'s App ID URI and client ID (set by the preprovision hook)')
 param brokerAudiences string
 
-@description('The registry catalog, JSON (REGISTRIES); see README "Registry catalog"')
-param registries string = '[{"kind":"dockerhub","credentialSecret":"dockerhub"}]'
+// Empty until an operator has put the first credential in the vault (docs/operations.md): the broker then
+// answers 503 on /api/v1/health naming REGISTRIES, and every secret role below waits for its secret.
+@description('The registry catalog (REGISTRIES), a JSON array; see README "Registry catalog"')
+param registries array = []
 
 @description('App role required on admin routes (ADMIN_ROLE)')
 param adminRole string = 'Broker.Admin'
 
 @description('Longest registry-token lifetime handed out, seconds (MAX_TTL_SECONDS)')
 param maxTtlSeconds string = '5400'
-
-@description('Comma list of Key Vault secrets that rotation rewrites (catalog entries with a rotation provider); empty = rotation off')
-param rotatedSecrets string = ''
 
 var tags = { 'azd-env-name': environmentName }
 
@@ -46,9 +45,23 @@ module broker 'app/broker.bicep' = {
     registries: registries
     adminRole: adminRole
     maxTtlSeconds: maxTtlSeconds
-    rotatedSecretNames: empty(rotatedSecrets) ? [] : split(rotatedSecrets, ',')
   }
 }
+
+// ACR repository-scoped login credentials (`login.provider: acr-scope-map`): scope maps and tokens on
+// exactly those registries, wherever they live, and on no other.
+var acrLoginRegistryIds = map(filter(registries, entry => (entry.?login.?provider ?? '') == 'acr-scope-map'), entry => entry.login.registryResourceId)
+
+module acrLogin 'app/acrLogin.bicep' = [
+  for (registryId, i) in acrLoginRegistryIds: {
+    name: 'registry-broker-acr-login-${i}'
+    scope: resourceGroup(split(registryId, '/')[2], split(registryId, '/')[4])
+    params: {
+      registryName: last(split(registryId, '/'))
+      principalId: broker.outputs.brokerPrincipalId
+    }
+  }
+]
 
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
@@ -56,3 +69,4 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output REGISTRY_BROKER_URL string = broker.outputs.brokerUrl
 output KEY_VAULT_NAME string = broker.outputs.keyVaultName
 output BROKER_PRINCIPAL_ID string = broker.outputs.brokerPrincipalId
+output FUNCTION_APP_NAME string = broker.outputs.functionAppName

@@ -59,7 +59,9 @@ function get(name: string, path: string) {
 
 it('with valid settings registers every route of the route table and the rotation timer', async () => {
   await loadEntry(valid);
-  expect([...registered.keys()].sort()).toEqual([...routes.map((route) => route.name), 'credentialRotation'].sort());
+  expect([...registered.keys()]).toEqual(expect.arrayContaining([...routes.map((route) => route.name), 'credentialRotation']));
+  const timers = [...registered.values()].filter((r) => Object.values(r.metadata.bindings).some((b) => b.type === 'timerTrigger')).map((r) => r.metadata.name);
+  expect([...registered.keys()].sort()).toEqual([...routes.map((route) => route.name), ...timers].sort());
   expect(trigger('health')).toMatchObject({ route: 'v1/health', methods: ['GET'], authLevel: 'anonymous' });
 });
 
