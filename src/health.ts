@@ -1,6 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { OpenIdMetadata } from './auth/openIdMetadata.js';
+import { tableStatus } from './tables.js';
 
 export type CheckState = 'ok' | 'down';
 export type HealthReport = Record<'tableStorage' | 'keyVault' | 'identityProvider', CheckState>;
@@ -42,10 +43,19 @@ export class HealthCheck {
 
   private async run(): Promise<HealthReport> {
     const [tableStorage, keyVault, identityProvider] = await Promise.all([
-      probe(() => this.table.listEntities({ queryOptions: { select: ['PartitionKey'] } }).byPage({ maxPageSize: 1 }).next()),
+      probe(() => this.tableAnswers()),
       probe(() => this.secrets.listPropertiesOfSecrets().byPage({ maxPageSize: 1 }).next()),
       probe(() => this.metadata.all()),
     ]);
     return { tableStorage, keyVault, identityProvider };
+  }
+
+  /** A new deployment has no grants table until the first grant: "table not found" is an answer too. */
+  private async tableAnswers(): Promise<void> {
+    try {
+      await this.table.listEntities({ queryOptions: { select: ['PartitionKey'] } }).byPage({ maxPageSize: 1 }).next();
+    } catch (error) {
+      if (tableStatus(error) !== 404) throw error;
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { sendJson, startLocalServer, type LocalServer } from './localServer.js';
 
 /**
@@ -24,7 +24,12 @@ export interface MintOptions {
   claims?: JWTPayload;
   /** Sign with another key and `kid` (tests: a key the tenant never published). */
   signWith?: { privateKey: CryptoKey; kid: string };
+  /** Sign with one of the tenant's own keys, current or withdrawn (key rotation tests). */
+  kid?: string;
 }
+
+/** How a part of the authority is unreachable: connections reset, or an HTTP error status. */
+export type Outage = false | 'reset' | number;
 
 export interface EntraIdStandIn {
   url: string;
@@ -34,8 +39,18 @@ export interface EntraIdStandIn {
   brokerIdentity: ManagedIdentity;
   /** Requests for JWKS documents: lets tests see the unknown-`kid` cooldown at work. */
   jwksRequests(): number;
-  /** The published signing key, as in the JWKS (tests use it for key-confusion attacks). */
+  /** The first signing key, as in the JWKS (tests use it for key-confusion attacks). */
   publicJwk: JWK;
+  /** Key rotation as Entra does it: a new key is published and signs from now on; the old one stays published. */
+  rotateSigningKey(): Promise<string>;
+  /** Takes a key out of the JWKS (Entra withdrawing a key after a rotation or a compromise). */
+  withdrawKey(kid: string): void;
+  /** The `kid`s the JWKS documents list now. */
+  publishedKids(): string[];
+  /** Makes the OIDC metadata documents or the JWKS unreachable. */
+  setDown(part: 'metadata' | 'keys', outage: Outage): void;
+  /** Every token this authority minted (IMDS, MSI, tests): secret scans look for each. */
+  mintedTokens(): readonly string[];
   register(identity: ManagedIdentity): void;
   /** Misconfigure the MSI endpoint to issue the broker's tokens for this audience (fault tests). */
   setBrokerAudienceOverride(audience: string | undefined): void;
@@ -49,9 +64,23 @@ export interface EntraIdStandIn {
 
 export async function startEntraId(options: { tenantId?: string; port?: number } = {}): Promise<EntraIdStandIn> {
   const tenantId = options.tenantId ?? randomUUID();
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = randomUUID().replaceAll('-', '').slice(0, 27);
-  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, use: 'sig' };
+  interface SigningKey {
+    kid: string;
+    privateKey: CryptoKey;
+    publicJwk: JWK;
+    published: boolean;
+  }
+  const keys: SigningKey[] = [];
+  const newKey = async (): Promise<SigningKey> => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const kid = randomUUID().replaceAll('-', '').slice(0, 27);
+    const key = { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, use: 'sig' }, published: true };
+    keys.push(key);
+    return key;
+  };
+  const publicJwk = (await newKey()).publicJwk;
+  const minted: string[] = [];
+  const outages: Record<'metadata' | 'keys', Outage> = { metadata: false, keys: false };
   const identityHeader = randomUUID();
   const identities = new Map<string, ManagedIdentity>();
   const brokerIdentity: ManagedIdentity = { name: 'broker', objectId: randomUUID(), clientId: randomUUID() };
@@ -61,8 +90,10 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
   const v1Issuer = `https://sts.windows.net/${tenantId}/`;
   const v2Issuer = () => `${server!.url}/${tenantId}/v2.0`;
 
-  const mint = async ({ identity, audience, version = '1.0', lifetimeSeconds = 3600, claims = {}, signWith }: MintOptions) => {
+  const mint = async ({ identity, audience, version = '1.0', lifetimeSeconds = 3600, claims = {}, signWith, kid }: MintOptions) => {
     const now = Math.floor(Date.now() / 1000);
+    const key = kid === undefined ? keys.at(-1)! : keys.find((candidate) => candidate.kid === kid);
+    if (!key) throw new Error(`no key ${kid}`);
     const idClaim = version === '1.0' ? { appid: identity.clientId, appidacr: '2' } : { azp: identity.clientId, azpacr: '2' };
     return new SignJWT({
       aud: audience,
@@ -82,14 +113,26 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
       ...(identity.roles?.length ? { roles: identity.roles } : {}),
       ...claims,
     })
-      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: signWith?.kid ?? kid })
-      .sign(signWith?.privateKey ?? (privateKey as CryptoKey));
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: signWith?.kid ?? key.kid })
+      .sign(signWith?.privateKey ?? key.privateKey)
+      .then((token) => {
+        minted.push(token);
+        return token;
+      });
   };
 
   server = await startLocalServer(async (request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     // Real endpoints tolerate a trailing slash, and MSAL's IMDS client sends one.
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const isKeys = path === '/common/discovery/keys' || path === `/${tenantId}/discovery/v2.0/keys`;
+    if (isKeys) jwksRequests += 1;
+    const outage = isKeys ? outages.keys : path.endsWith('/.well-known/openid-configuration') ? outages.metadata : false;
+    if (outage === 'reset') {
+      request.socket.destroy();
+      return;
+    }
+    if (outage !== false) return sendJson(response, outage, { error: 'temporarily_unavailable' });
     if (path === `/${tenantId}/.well-known/openid-configuration`) {
       return sendJson(response, 200, {
         issuer: v1Issuer,
@@ -106,10 +149,7 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
         id_token_signing_alg_values_supported: ['RS256'],
       });
     }
-    if (path === '/common/discovery/keys' || path === `/${tenantId}/discovery/v2.0/keys`) {
-      jwksRequests += 1;
-      return sendJson(response, 200, { keys: [publicJwk] });
-    }
+    if (isKeys) return sendJson(response, 200, { keys: keys.filter((key) => key.published).map((key) => key.publicJwk) });
     if (path === '/metadata/identity/oauth2/token') {
       // IMDS: callers must send Metadata: true (SSRF protection) and name a resource.
       if (request.headers.metadata !== 'true') return sendJson(response, 400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
@@ -141,12 +181,23 @@ export async function startEntraId(options: { tenantId?: string; port?: number }
     brokerIdentity,
     jwksRequests: () => jwksRequests,
     publicJwk,
+    rotateSigningKey: async () => (await newKey()).kid,
+    withdrawKey: (kid) => {
+      for (const key of keys) if (key.kid === kid) key.published = false;
+    },
+    publishedKids: () => keys.filter((key) => key.published).map((key) => key.kid),
+    setDown: (part, outage) => {
+      outages[part] = outage;
+    },
+    mintedTokens: () => minted,
     register: (identity) => identities.set(identity.name, identity),
     setBrokerAudienceOverride: (audience) => {
       brokerAudienceOverride = audience;
     },
     mint,
-    verify: async (token, audience) => (await jwtVerify(token, publicKey, { audience, algorithms: ['RS256'] })).payload,
+    // Entra's own services know every key it ever signed with, withdrawn or not.
+    verify: async (token, audience) =>
+      (await jwtVerify(token, createLocalJWKSet({ keys: keys.map((key) => key.publicJwk) }), { audience, algorithms: ['RS256'] })).payload,
     v1Issuer,
     get v2Issuer() {
       return v2Issuer();

@@ -24,6 +24,8 @@ export interface KeyVaultStandIn {
   url: string;
   setSecret(name: string, value: string, options?: Partial<Omit<SecretVersion, 'value' | 'version'>>): SecretVersion;
   versions(name: string): SecretVersion[];
+  /** Every value ever stored, in any secret and version: secret scans look for each. */
+  allValues(): string[];
   update(name: string, version: string, change: Partial<SecretVersion>): void;
   /** Object IDs allowed to read and write secrets (the broker's identity). */
   allow(objectId: string): void;
@@ -150,6 +152,7 @@ export async function startKeyVault(entra: EntraIdStandIn, options: { port?: num
     url: server.url,
     setSecret,
     versions: (name) => secrets.get(name) ?? [],
+    allValues: () => [...secrets.values()].flat().map((secret) => secret.value),
     update: (name, version, change) => {
       const secret = secrets.get(name)?.find((v) => v.version === version);
       if (secret) Object.assign(secret, change);

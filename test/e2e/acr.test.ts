@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { advanceClock, installShiftableClock } from '../support/clock.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { writeOciImage } from '../support/ociImage.js';
 import { e2eAvailable, pull, push } from '../support/skopeo.js';
@@ -7,7 +8,10 @@ import { e2eAvailable, pull, push } from '../support/skopeo.js';
 /**
  * Azure Container Registry kind: the broker's own managed identity → Entra token for ACR →
  * /oauth2/exchange → /oauth2/token, against the real docker-registry behind ACR-style endpoints.
+ * One test moves this process's clock hours ahead (the registry keeps real time): no test after it
+ * pushes or pulls.
  */
+installShiftableClock();
 describe.skipIf(!e2eAvailable())('ACR upstream', () => {
   let h: Harness;
   let image: string;
@@ -44,6 +48,17 @@ describe.skipIf(!e2eAvailable())('ACR upstream', () => {
     const response = await h.requestToken(pusher, ['repository:team/other:pull'], acrHost());
     expect(response.status).toBe(200);
     expect(h.sandbox.tokens.acrExchanges()).toBe(1);
+  });
+
+  it('a refresh token near its expiry is not used: exactly one fresh exchange, then reuse again', async () => {
+    const before = h.sandbox.tokens.acrExchanges();
+    // The stand-in's refresh tokens live 3 h; the broker stops using one 5 min before it expires.
+    advanceClock(3 * 3600_000 - 4 * 60_000);
+    const responses = await Promise.all(['team/late-a', 'team/late-b'].map((repository) => h.requestToken(pusher, [`repository:${repository}:pull`], acrHost())));
+    expect(responses.map((response) => response.status)).toEqual([200, 200]);
+    expect(h.sandbox.tokens.acrExchanges()).toBe(before + 1);
+    expect((await h.requestToken(pusher, ['repository:team/late-c:pull'], acrHost())).status).toBe(200);
+    expect(h.sandbox.tokens.acrExchanges()).toBe(before + 1);
   });
 
   it('records ACR issuances with the managed identity as the credential', async () => {

@@ -1,5 +1,7 @@
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { advanceClock, installShiftableClock } from '../support/clock.js';
 import { problemOf, startHarness, type Harness } from '../support/harness.js';
 import { writeOciImage } from '../support/ociImage.js';
 import { e2eAvailable, pull, push } from '../support/skopeo.js';
@@ -9,6 +11,7 @@ import { e2eAvailable, pull, push } from '../support/skopeo.js';
  * granted, as seen by skopeo. Every /v1/tokens request made here is tracked, and at the end the
  * audit table must hold exactly one record for each, with no secret anywhere in it or in the logs.
  */
+installShiftableClock();
 describe.skipIf(!e2eAvailable())('token issuance against the real registry', () => {
   let h: Harness;
   let image: string;
@@ -18,6 +21,7 @@ describe.skipIf(!e2eAvailable())('token issuance against the real registry', () 
   let stranger: ManagedIdentity;
   const requestIds: string[] = [];
   const issuedTokens: string[] = [];
+  const answers = new Map<string, { token: string; expiresAt: string }>();
 
   async function requestToken(identity: ManagedIdentity, scopes: string[]): Promise<Response> {
     const response = await h.requestToken(identity, scopes);
@@ -28,8 +32,17 @@ describe.skipIf(!e2eAvailable())('token issuance against the real registry', () 
   async function tokenFor(identity: ManagedIdentity, scopes: string[]): Promise<string> {
     const response = await requestToken(identity, scopes);
     expect(response.status).toBe(200);
-    const body = (await response.json()) as { token: string };
+    const body = (await response.json()) as { token: string; expiresAt: string; expiresIn: number; issuanceId: string };
     issuedTokens.push(body.token);
+    answers.set(body.issuanceId, body);
+    // The expiry the caller is told is the token's own `exp`: never later, and at most the
+    // second the broker's clock and the token server's fell into apart.
+    const exp = decodeJwt(body.token).exp!;
+    const told = Date.parse(body.expiresAt) / 1000;
+    expect(told).toBeLessThanOrEqual(exp);
+    expect(told).toBeGreaterThanOrEqual(exp - 1);
+    expect(body.expiresIn).toBeLessThanOrEqual(exp - Date.now() / 1000);
+    expect(body.expiresIn).toBeGreaterThanOrEqual(exp - Date.now() / 1000 - 2);
     return body.token;
   }
 
@@ -92,6 +105,28 @@ describe.skipIf(!e2eAvailable())('token issuance against the real registry', () 
     expect(JSON.stringify(problem)).not.toMatch(/eyJ/);
   });
 
+  it('a token stops working once it has expired: the registry refuses it', async () => {
+    // Minted two minutes in the past (this process's clock; the registry keeps real time) for 30 s:
+    // expired for 90 s by the registry's clock, past its 60 s leeway.
+    // A caller of its own: the broker's per-caller rate limit does not take a clock stepping back well.
+    const late = h.sandbox.identity('late');
+    await h.grant({ id: 'late', subjects: [{ objectId: late.objectId }], repositories: ['acme/web', 'acme/late'], actions: ['pull'] });
+    const scopes = ['repository:acme/late:pull', 'repository:acme/web:pull'];
+    h.sandbox.tokens.setLifetime(30);
+    advanceClock(-120_000);
+    let expired: string;
+    try {
+      expired = await tokenFor(late, scopes);
+    } finally {
+      advanceClock(120_000);
+      h.sandbox.tokens.setLifetime(300);
+    }
+    const refused = await pull(ref('acme/web'), expired);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toMatch(/unauthorized|authentication required/i);
+    expect((await pull(ref('acme/web'), await tokenFor(late, scopes))).code).toBe(0);
+  });
+
   it('the audit table holds exactly one record per request, with the fields of an issuance record', async () => {
     const records = await h.auditRecords();
     expect(records.map((r) => r.requestId).sort()).toEqual([...requestIds].sort());
@@ -104,7 +139,9 @@ describe.skipIf(!e2eAvailable())('token issuance against the real registry', () 
       expect(record.tokenFingerprint).toMatch(/^[0-9a-f]{16}$/);
       expect(JSON.parse(String(record.grantedScopes))).toEqual(JSON.parse(String(record.requestedScopes)));
       expect(JSON.parse(String(record.grantIds)).length).toBeGreaterThan(0);
-      expect(record.expiresAt).toBeTruthy();
+      // The audit holds the expiry the caller was told, to the second.
+      const answer = answers.get(String(record.issuanceId))!;
+      expect(Math.floor(new Date(record.expiresAt as string | Date).getTime() / 1000)).toBe(Date.parse(answer.expiresAt) / 1000);
       expect(typeof record.latencyMs).toBe('number');
       expect(record.clientIp).toMatch(/127\.0\.0\.1/);
       expect(record.credentialVersion).toMatch(/^[0-9a-f]{32}$/);

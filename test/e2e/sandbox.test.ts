@@ -13,6 +13,8 @@ import { e2eAvailable, push } from '../support/skopeo.js';
  * (curl to IMDS, curl to the broker, skopeo) work; Ctrl-C leaves no process behind.
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** How long `npm start` may take on a slow machine; the hook outlives it so the diagnostic prints. */
+const START_WAIT_MS = 60_000;
 
 interface Endpoints {
   broker: string;
@@ -58,6 +60,7 @@ const alive = (pid: number) => {
 describe.skipIf(!e2eAvailable())('npm start', () => {
   let child: ChildProcess;
   let output = '';
+  let errors = '';
   let endpoints: Endpoints;
   let stateDir: string;
 
@@ -72,12 +75,12 @@ describe.skipIf(!e2eAvailable())('npm start', () => {
       detached: true,
     });
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on('data', () => undefined);
-    const until = Date.now() + 60_000;
+    child.stderr!.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    const until = Date.now() + START_WAIT_MS;
     while (!output.includes('Walkthrough') && Date.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-    if (!output.includes('Walkthrough')) throw new Error(`npm start did not come up:\n${output}`);
+    if (!output.includes('Walkthrough')) throw new Error(`npm start did not come up (exit ${child.exitCode}):\n${output}\n--- stderr ---\n${errors.slice(-4000)}`);
     endpoints = JSON.parse(await readFile(join(stateDir, 'endpoints.json'), 'utf8')) as Endpoints;
-  });
+  }, START_WAIT_MS + 15_000);
   afterAll(() => {
     if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
   });

@@ -132,19 +132,35 @@ describe('grant lifecycle', () => {
   });
 
   it.each([
-    ['a regex metacharacter in a pattern', { repositories: ['acme/(web|api)'] }],
-    ['an unknown action', { actions: ['pull', 'own'] }],
-    ['no subjects', { subjects: [] }],
-    ['a subject that is not a GUID', { subjects: [{ objectId: 'someone' }] }],
-    ['an unknown field', { owner: 'me' }],
-    ['a bad id', { id: '../etc' }],
-    ['a TTL below a minute', { maxTtlSeconds: 5 }],
-    ['a bad notAfter', { notAfter: 'next tuesday' }],
-  ])('invalid grant: %s is 400 with field errors', async (_name, change) => {
+    ['a regex metacharacter in a pattern', { repositories: ['acme/web', 'acme/(web|api)'] }, 'repositories.1', /./],
+    ['an unknown action', { actions: ['pull', 'own'] }, 'actions.1', /./],
+    ['no subjects', { subjects: [] }, 'subjects', /./],
+    ['a subject that is not a GUID', { subjects: [{ objectId: 'someone' }] }, 'subjects.0.objectId', /./],
+    ['an unknown field', { owner: 'me' }, '(body)', /owner/],
+    ['a bad id', { id: '../etc' }, 'id', /./],
+    ['a TTL below a minute', { maxTtlSeconds: 5 }, 'maxTtlSeconds', /./],
+    ['a bad notAfter', { notAfter: 'next tuesday' }, 'notAfter', /./],
+  ])('invalid grant: %s is 400 naming the field', async (_name, change, path, message) => {
     const response = await call('POST', '', { ...grantFor('bad'), ...change });
     expect(response.status).toBe(400);
     const problem = await problemOf(response);
-    expect(Array.isArray(problem.errors)).toBe(true);
+    // Exactly the offending field, and nothing that was valid.
+    expect(problem.errors).toEqual([{ path, message: expect.stringMatching(message) }]);
+    expect((await call('GET', '/bad')).status).toBe(404);
+  });
+
+  it('two truly concurrent PUTs with the same ETag: exactly one wins, and the grant is the winner\'s', async () => {
+    const created = await call('POST', '', grantFor('raced'));
+    const etag = created.headers.get('etag')!;
+    const variants = [['pull'], ['pull', 'push'], ['pull', 'delete'], ['pull', 'push', 'delete']];
+    const answers = await Promise.all(variants.map((actions) => call('PUT', '/raced', grantFor('raced', actions), { 'If-Match': etag })));
+    const statuses = answers.map((answer) => answer.status);
+    expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 412)).toHaveLength(variants.length - 1);
+    const winner = variants[statuses.indexOf(200)]!;
+    const stored = await call('GET', '/raced');
+    expect(await stored.json()).toMatchObject({ actions: winner });
+    expect(stored.headers.get('etag')).toBe(answers[statuses.indexOf(200)]!.headers.get('etag'));
   });
 
   it('an unknown id is 404', async () => {

@@ -146,6 +146,24 @@ describe('the live handlers answer as documented', () => {
     expect((await call('GET', A, `${A}?cursor=bogus`, { bearer: admin })).status).toBe(400);
   });
 
+  it('admin explain', async () => {
+    const admin = await h.tokenFor(h.admin);
+    const E = '/api/v1/admin/explain';
+    const question = { subject: { objectId: workload.objectId }, registry: h.sandbox.registry.host, scopes: ['repository:a/b:pull'] };
+    expect((await call('POST', E, E, { bearer: admin, body: question })).status).toBe(200);
+    expect((await call('POST', E, E, { bearer: admin, body: { ...question, subject: {} } })).status).toBe(400);
+    expect((await call('POST', E, E, { bearer: admin, body: { ...question, registry: 'quay.io' } })).status).toBe(404);
+    expect((await call('POST', E, E, { bearer: await h.tokenFor(workload), body: question })).status).toBe(403);
+    expect((await call('POST', E, E, { body: question })).status).toBe(401);
+  });
+
+  it('admin login credentials', async () => {
+    const L = '/api/v1/admin/login-credentials';
+    expect((await call('GET', L, L, { bearer: await h.tokenFor(h.admin) })).status).toBe(200);
+    expect((await call('GET', L, L, { bearer: await h.tokenFor(workload) })).status).toBe(403);
+    expect((await call('GET', L, L)).status).toBe(401);
+  });
+
   it('exercised every documented operation', () => {
     const operations = new Set(checked.map((entry) => entry.split(' ').slice(0, 2).join(' ')));
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { advanceClock, installShiftableClock } from '../support/clock.js';
 import { startHarness, type Harness } from '../support/harness.js';
+
+installShiftableClock();
 
 /** Identical scope sets share an upstream token while most of its life remains; each caller is audited. */
 let h: Harness;
@@ -38,11 +41,20 @@ it('concurrent identical requests share one mint', async () => {
   expect(h.sandbox.tokens.requests() - before).toBe(1);
 });
 
-it('stops reusing once half the lifetime has passed', async () => {
-  h.sandbox.tokens.setLifetime(2);
-  const first = await tokenOf(await h.requestToken(a, ['repository:acme/short:pull']));
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  const second = await tokenOf(await h.requestToken(a, ['repository:acme/short:pull']));
-  h.sandbox.tokens.setLifetime(300);
-  expect(second.token).not.toBe(first.token);
+it('reuses a token until half its lifetime has passed, and not a second longer', async () => {
+  const scopes = ['repository:acme/half:pull'];
+  const first = await tokenOf(await h.requestToken(a, scopes));
+  const mints = h.sandbox.tokens.requests();
+  // The token server's tokens live 300 s: reused up to 150 s after the mint, minted anew after.
+  advanceClock(148_000);
+  const beforeHalf = await tokenOf(await h.requestToken(b, scopes));
+  expect(beforeHalf.token).toBe(first.token);
+  expect(h.sandbox.tokens.requests()).toBe(mints);
+  advanceClock(3_000);
+  const afterHalf = await tokenOf(await h.requestToken(b, scopes));
+  expect(afterHalf.token).not.toBe(first.token);
+  expect(h.sandbox.tokens.requests()).toBe(mints + 1);
+  const records = await h.auditRecords();
+  expect(records.find((r) => r.issuanceId === beforeHalf.issuanceId)).toMatchObject({ tokenReused: true });
+  expect(records.find((r) => r.issuanceId === afterHalf.issuanceId)).toMatchObject({ tokenReused: false });
 });
