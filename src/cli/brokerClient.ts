@@ -1,16 +1,5 @@
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 
-/** What the broker answers on POST /api/v1/tokens (DESIGN.md §4). */
-export interface IssuedCredential {
-  registry: string;
-  token: string;
-  expiresAt: string;
-  expiresIn: number;
-  scopes: string[];
-  issuanceId: string;
-  dockerConfig: { auths: Record<string, { registrytoken: string }> };
-}
-
 /** A failure the CLI prints as one line; exit code 1, or 2 for wrong usage. */
 export class CliError extends Error {
   constructor(
@@ -21,19 +10,23 @@ export class CliError extends Error {
   }
 }
 
-/** Options every command takes: where the broker is and which audience its tokens must have. */
-export const BROKER_OPTIONS = {
-  broker: { type: 'string' },
-  audience: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
-
-export function brokerTarget(values: { broker?: unknown; audience?: unknown }, usage: string): { broker: string; audience: string } {
+/** Where the broker is and which audience its tokens must have: flags first, then the environment. */
+export function brokerTarget(values: { broker?: unknown; audience?: unknown }): { broker: string; audience: string } {
   const broker = (values.broker as string | undefined) ?? process.env.REGISTRY_BROKER_URL;
   const audience = (values.audience as string | undefined) ?? process.env.REGISTRY_BROKER_AUDIENCE;
-  if (!broker) throw new CliError(`missing --broker (or REGISTRY_BROKER_URL)\n\n${usage}`, 2);
-  if (!audience) throw new CliError(`missing --audience (or REGISTRY_BROKER_AUDIENCE)\n\n${usage}`, 2);
+  if (!broker) throw new CliError('missing --broker (or REGISTRY_BROKER_URL)', 2);
+  if (!audience) throw new CliError('missing --audience (or REGISTRY_BROKER_AUDIENCE)', 2);
   return { broker, audience };
+}
+
+/** The broker answered with an error status; callers that can explain a status (409, 412) look at it. */
+export class BrokerRefused extends CliError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export function managedIdentity(clientId: string | undefined): TokenCredential {
@@ -52,12 +45,18 @@ export async function callerToken(credential: TokenCredential, audience: string)
   }
 }
 
+export interface CallInit {
+  method?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
 export interface BrokerAnswer<T> {
   body: T;
   headers: Headers;
 }
 
-export async function callBroker<T>(broker: string, path: string, bearer: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+export async function callBroker<T>(broker: string, path: string, bearer: string, init: CallInit = {}): Promise<T> {
   return (await requestBroker<T>(broker, path, bearer, init)).body;
 }
 
@@ -65,7 +64,7 @@ export async function requestBroker<T>(
   broker: string,
   path: string,
   bearer: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  init: CallInit = {},
 ): Promise<BrokerAnswer<T>> {
   const url = `${broker.replace(/\/+$/, '')}${path}`;
   let response: Response;
@@ -84,12 +83,28 @@ export async function requestBroker<T>(
   if (!response.ok) {
     let detail = text.slice(0, 300);
     try {
-      const problem = JSON.parse(text) as { title?: string; detail?: string };
-      detail = [problem.title, problem.detail].filter(Boolean).join(': ');
+      const problem = JSON.parse(text) as { title?: string; detail?: string; requestId?: string };
+      // The requestId lets an operator replay the decision: `registry-broker admin explain --request-id`.
+      detail = [problem.title, problem.detail].filter(Boolean).join(': ') + (problem.requestId ? ` (requestId ${problem.requestId})` : '');
     } catch {
       // not problem+json: the start of the body says enough
     }
-    throw new CliError(`broker answered ${response.status}: ${detail}`);
+    throw new BrokerRefused(response.status, `broker answered ${response.status}: ${detail}`);
   }
   return { body: (text ? JSON.parse(text) : undefined) as T, headers: response.headers };
+}
+
+/** One caller's authenticated line to the broker. */
+export interface BrokerSession {
+  broker: string;
+  call<T>(path: string, init?: CallInit): Promise<T>;
+  request<T>(path: string, init?: CallInit): Promise<BrokerAnswer<T>>;
+}
+
+export function brokerSession(broker: string, bearer: string): BrokerSession {
+  return {
+    broker,
+    call: (path, init) => callBroker(broker, path, bearer, init),
+    request: (path, init) => requestBroker(broker, path, bearer, init),
+  };
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
+import { startBrokerProxy } from '../support/brokerProxy.js';
 import { runCli } from '../support/cli.js';
 import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
 import { e2eAvailable } from '../support/skopeo.js';
@@ -61,6 +62,26 @@ describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
     expect(json.stdout).not.toContain((JSON.parse(token.stdout) as { token: string }).token);
   });
 
+  it('explain: per action the grant that allows it, or why each grant does not; --request-id replays a 403', async () => {
+    const host = h.sandbox.registry.host;
+    const table = await admin(['explain', '--object-id', workload.objectId, '--registry', host, '--scope', 'repository:acme/web:pull,delete']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^REPOSITORY\s+ACTION\s+ALLOWED\s+WHY$/m);
+    expect(table.stdout).toMatch(/^acme\/web\s+pull\s+yes\s+grant cli-web/m);
+    expect(table.stdout).toMatch(/^acme\/web\s+delete\s+no\s+cli-web: action$/m);
+
+    const denied = await runCli(['token', ...common, '--registry', host, '--scope', 'repository:acme/web:delete', '--client-id', workload.clientId], {
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: h.sandbox.entra.url,
+    });
+    expect(denied.code).toBe(1);
+    const requestId = /\(requestId (\S+)\)\n$/.exec(denied.stderr)?.[1];
+    expect(requestId).toBeDefined();
+    const replay = await admin(['explain', '--request-id', requestId!]);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toMatch(new RegExp(`^request ${requestId} at \\S+: denied`));
+    expect(replay.stdout).toMatch(/^acme\/web\s+delete\s+no\s+cli-web: action$/m);
+  });
+
   it('blocks and unblocks, and the audit shows it', async () => {
     expect((await admin(['block', workload.objectId, '--reason', 'testing the CLI'])).code).toBe(0);
     const denied = await runCli(['token', ...common, '--registry', h.sandbox.registry.host, '--scope', 'repository:acme/web:pull', '--client-id', workload.clientId], {
@@ -72,6 +93,36 @@ describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
     const audit = await admin(['audit', '--since', '1h']);
     expect(audit.stdout).toMatch(/block\.put\s+\S+\s+requested/);
     expect(audit.stdout).toMatch(/block\.delete\s+\S+\s+requested/);
+  });
+
+  it('issuances and audit --since 7d read every page to the end of the range, not just the first', async () => {
+    const proxy = await startBrokerProxy(h.sandbox.broker.url);
+    try {
+      const viaProxy = (args: string[]) => runCli(['admin', ...args, '--broker', `${proxy.url}/api`, '--audience', AUDIENCE, '--json'], adminEnv);
+      for (const [command, key] of [
+        ['issuances', 'issuances'],
+        ['audit', 'entries'],
+      ] as const) {
+        const result = await viaProxy([command, '--since', '7d']);
+        expect(result.code).toBe(0);
+        const pages = proxy.exchanges.filter((e) => e.path.startsWith(`/api/v1/admin/${command}?`));
+        proxy.exchanges.length = 0;
+        // The issuance search stops a page after 48 hour buckets, so seven days take several pages.
+        if (command === 'issuances') expect(pages.length).toBeGreaterThan(1);
+        const query = pages.map((page) => new URL(page.path, proxy.url).searchParams);
+        pages.forEach((_page, i) => {
+          expect(query[i]!.get('from')).toBe(query[0]!.get('from'));
+          expect(query[i]!.get('to')).toBe(query[0]!.get('to'));
+          if (i > 0) expect(query[i]!.get('cursor')).toBe((pages[i - 1]!.body as { nextCursor: string }).nextCursor);
+        });
+        expect(pages.at(-1)!.body).not.toHaveProperty('nextCursor');
+        const rows = pages.flatMap((page) => (page.body as Record<string, unknown[]>)[key]!);
+        expect(rows.length).toBeGreaterThan(0);
+        expect((JSON.parse(result.stdout) as Record<string, unknown[]>)[key]).toEqual(rows);
+      }
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('removes the grant', async () => {

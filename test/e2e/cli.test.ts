@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
-import { runCli } from '../support/cli.js';
+import { bundledCli, OLDEST_NODE, runCli } from '../support/cli.js';
 import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
 import { writeOciImage } from '../support/ociImage.js';
 import { e2eAvailable, push } from '../support/skopeo.js';
@@ -80,6 +80,15 @@ describe.skipIf(!e2eAvailable())('registry-broker CLI', () => {
   it('wrong usage exits 2 with the usage text', async () => {
     const result = await runCli(['token', '--registry', 'x']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/missing --broker/);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^registry-broker: missing --broker \(or REGISTRY_BROKER_URL\)\n\nusage: registry-broker token /);
+  });
+
+  it('the bundled file, alone in a directory, on the oldest Node it supports: a token that pushes', async () => {
+    const bundle = await bundledCli();
+    const result = await runCli(['token', ...common(), '--scope', 'repository:acme/cli:pull,push', '--client-id', pusher.clientId], env, { program: [OLDEST_NODE, bundle] });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await push(image, `${h.sandbox.registry.host}/acme/cli:v3`, result.stdout.trim())).code).toBe(0);
   });
 });
