@@ -160,7 +160,9 @@ function verificationProblem(error: unknown): Problem {
   }
   if (error instanceof joseErrors.JWKSNoMatchingKey) return rejected('The token was signed with an unknown key.', 'unknown-key');
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return rejected('The token signature is invalid.', 'signature');
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
+  // jose reports a key-set endpoint that answered other than 200 as a bare JOSEError: Entra is down, not the token bad.
+  const keySetUnreadable = error instanceof joseErrors.JOSEError && error.constructor === joseErrors.JOSEError;
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || keySetUnreadable || !(error instanceof joseErrors.JOSEError)) {
     return problems.dependencyDown('identity-provider', 'The Entra ID signing keys could not be read.');
   }
   return rejected('The token could not be verified.', 'unverifiable');

@@ -9,7 +9,7 @@ interface Bucket {
 const MAX_CALLERS = 10_000;
 
 /**
- * A token bucket per caller identity and instance: `perMinute` requests a minute, in bursts of up to
+ * A token bucket per key (a caller identity, or a client address for failed authentications) and instance: `perMinute` requests a minute, in bursts of up to
  * as many. It keeps one misbehaving workload from spending everyone's Key Vault and registry quotas.
  */
 export class CallerRateLimit {
@@ -24,7 +24,9 @@ export class CallerRateLimit {
   take(caller: string): { allowed: true } | { allowed: false; retryAfterSeconds: number } {
     const now = this.now();
     const bucket = this.buckets.get(caller) ?? { tokens: this.perMinute, refilledAt: now };
-    const refilled = Math.min(this.perMinute, bucket.tokens + ((now - bucket.refilledAt) / 60_000) * this.perMinute);
+    // A clock that steps back must not turn into a refusal.
+    const elapsed = Math.max(0, now - bucket.refilledAt);
+    const refilled = Math.min(this.perMinute, bucket.tokens + (elapsed / 60_000) * this.perMinute);
     if (refilled < 1) {
       this.buckets.set(caller, { tokens: refilled, refilledAt: now });
       return { allowed: false, retryAfterSeconds: Math.ceil(((1 - refilled) * 60) / this.perMinute) };

@@ -1,6 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import { z } from 'zod';
-import { problems } from '../http/problem.js';
+import { Problem, problems } from '../http/problem.js';
 import type { RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
 import { tokenEndpointAnswer, upstreamFetch } from '../http/upstreamHttp.js';
@@ -37,7 +37,18 @@ export class AcrTokenClient {
 
   async mint(entry: RegistryEntry, scopes: RepositoryScope[]): Promise<UpstreamToken> {
     const deadline = Date.now() + entry.timeoutMs;
-    const refresh = await this.refreshToken(entry, deadline);
+    const cached = this.refreshTokens.get(entry.host);
+    try {
+      return await this.accessToken(entry, scopes, await this.refreshToken(entry, deadline), deadline);
+    } catch (error) {
+      // A cached refresh token the registry no longer takes (revoked, expired early) is worth one fresh
+      // exchange within the same request; a just-exchanged one that is refused is a real refusal.
+      if (!(cached && error instanceof Problem && error.code === 'upstream-refused')) throw error;
+      return this.accessToken(entry, scopes, await this.refreshToken(entry, deadline), deadline);
+    }
+  }
+
+  private async accessToken(entry: RegistryEntry, scopes: RepositoryScope[], refresh: RefreshToken, deadline: number): Promise<UpstreamToken> {
     const form = new URLSearchParams({
       grant_type: 'refresh_token',
       service: entry.host,
@@ -49,8 +60,8 @@ export class AcrTokenClient {
     const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/token`, form, deadline, registry: entry.host, idempotent: true });
     const answer = await tokenEndpointAnswer(response, entry.host, {
       refused: (status) => {
-        // A refused refresh token is no use any more: the next request exchanges afresh.
-        this.refreshTokens.delete(entry.host);
+        // A refused refresh token is no use any more: the next attempt exchanges afresh.
+        if (this.refreshTokens.get(entry.host) === refresh) this.refreshTokens.delete(entry.host);
         return `${entry.host} refused the broker's ACR refresh token at /oauth2/token (HTTP ${status}).`;
       },
       broken: (status) => `${entry.host} answered HTTP ${status} at /oauth2/token.`,

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { decodeJwt, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { basicCredentials, sendJson, startLocalServer } from './localServer.js';
 
 /**
@@ -30,6 +30,8 @@ export interface RegistryTokenServer {
   enableAcr(service: string): void;
   /** Successful /oauth2/exchange calls: shows the broker caches its ACR refresh token. */
   acrExchanges(): number;
+  /** Refuses every ACR refresh token issued so far, as a registry does after a credential change. */
+  revokeAcrRefreshTokens(): void;
   /** Token requests at the distribution realm (`/token`). */
   requests(): number;
   close(): Promise<void>;
@@ -122,6 +124,8 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
   let requests = 0;
   let acrService: string | undefined;
   let acrExchanges = 0;
+  const issuedRefresh = new Set<string>();
+  const revokedRefresh = new Set<string>();
   const ACR_ACCESS_LIFETIME = 75 * 60;
   const ACR_REFRESH_LIFETIME = 3 * 3600;
 
@@ -155,13 +159,16 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
         return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'wrong tenant' }] });
       }
       acrExchanges += 1;
-      return sendJson(response, 200, { refresh_token: await sign({ grant_type: 'refresh_token' }, acrService, String(claims.oid), ACR_REFRESH_LIFETIME) });
+      const refreshToken = await sign({ grant_type: 'refresh_token' }, acrService, String(claims.oid), ACR_REFRESH_LIFETIME);
+      issuedRefresh.add(String(decodeJwt(refreshToken).jti));
+      return sendJson(response, 200, { refresh_token: refreshToken });
     }
     if (form.get('grant_type') !== 'refresh_token') return sendJson(response, 400, { errors: [{ code: 'UNSUPPORTED' }] });
     let subject: string;
     try {
       const { payload } = await jwtVerify(form.get('refresh_token') ?? '', keys.publicKey as CryptoKey, { issuer, audience: acrService });
       if (payload.grant_type !== 'refresh_token') throw new Error('not a refresh token');
+      if (typeof payload.jti !== 'string' || revokedRefresh.has(payload.jti)) throw new Error('revoked');
       subject = String(payload.sub);
     } catch {
       return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid refresh token' }] });
@@ -244,6 +251,9 @@ export async function startRegistryTokenServer(options: TokenServerOptions = {})
       acrService = name;
     },
     acrExchanges: () => acrExchanges,
+    revokeAcrRefreshTokens: () => {
+      for (const jti of issuedRefresh) revokedRefresh.add(jti);
+    },
     requests: () => requests,
     close: () => server.close(),
   };
