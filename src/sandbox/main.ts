@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, SETTING_NAMES } from '../config.js';
 import { loginCleanupTimer } from '../functions/loginCleanupTimer.js';
 import { jsonLineLogger } from '../logger.js';
+import { writeOciLayout } from './ociImage.js';
 import { AUDIENCE, startSandbox } from './sandbox.js';
 
 /**
@@ -73,6 +74,8 @@ async function main(): Promise<void> {
   };
   await mkdir(STATE_DIR, { recursive: true });
   await writeFile(join(STATE_DIR, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+  // A ready image for the walkthrough, by absolute path so that it runs from any directory.
+  const demoImage = await writeOciLayout(join(resolve(STATE_DIR), 'demo-image'), 'the registry-broker sandbox');
 
   console.log(`registry-broker sandbox is running (Ctrl-C stops everything)
 
@@ -94,19 +97,19 @@ Walkthrough: push as demo-pusher
     -d '{"registry":"${registry}","scopes":["repository:demo/app:pull,push"]}' | jq -r .token)
 
   # 3. push with it
-  skopeo copy --dest-tls-verify=false --dest-registry-token "$TOKEN" oci:./some-oci-layout:latest docker://${registry}/demo/app:v1
+  skopeo copy --dest-tls-verify=false --dest-registry-token "$TOKEN" oci:${demoImage}:latest docker://${registry}/demo/app:v1
 
   # or: a login credential (form "login") that outlives every registry token (${tokenSeconds.data} s here)
   LOGIN=$(curl -s -X POST ${endpoints.broker}/v1/tokens -H "Authorization: Bearer $MI" -H 'Content-Type: application/json' \\
     -d '{"registry":"${registry}","scopes":["repository:demo/app:pull,push"],"form":"login","ttlSeconds":3600}')
-  skopeo copy --dest-tls-verify=false --dest-creds "$(jq -r '.username + ":" + .password' <<<"$LOGIN")" oci:./some-oci-layout:latest docker://${registry}/demo/app:v2
+  skopeo copy --dest-tls-verify=false --dest-creds "$(jq -r '.username + ":" + .password' <<<"$LOGIN")" oci:${demoImage}:latest docker://${registry}/demo/app:v2
 
 demo-puller (client_id ${puller.clientId}) may only pull demo/app: its push is refused by the registry,
 and asking the broker for push gets 403.
 ${
   sandbox.realRegistry
     ? ''
-    : '\nNote: /usr/bin/docker-registry is not installed, so the broker issues tokens but nothing accepts pushes.\nInstall it (sudo apt-get install -y docker-registry skopeo) and restart for the full walkthrough.\n'
+    : '\nNote: /usr/bin/docker-registry is not installed, so the broker issues tokens but nothing accepts pushes.\nInstall it (sudo apt-get install -y docker-registry skopeo jq curl) and restart for the full walkthrough.\n'
 }`);
 
   const stop = async () => {

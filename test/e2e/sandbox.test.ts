@@ -117,6 +117,23 @@ describe.skipIf(!e2eAvailable())('npm start', () => {
     expect(refused.code).not.toBe(0);
   });
 
+  it('the printed walkthrough runs as printed, from any directory: both pushes succeed', async () => {
+    const start = output.indexOf('Walkthrough');
+    const script = output.slice(output.indexOf('\n', start), output.indexOf('demo-puller (client_id', start));
+    expect(script).not.toContain('some-oci-layout');
+    const elsewhere = await mkdtemp(join(tmpdir(), 'registry-broker-walkthrough-'));
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const bash = spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd: elsewhere, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      bash.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      bash.on('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(result.stderr.slice(-2000)).not.toMatch(/denied|unauthorized|error/i);
+    expect(result.code).toBe(0);
+    const tags = await sh('skopeo', ['list-tags', '--tls-verify=false', '--registry-token', (await brokerToken(await imdsToken(endpoints.identities.pusher.clientId), 'repository:demo/app:pull')).body.token!, `docker://${endpoints.registry.host}/demo/app`]);
+    expect((JSON.parse(tags.stdout) as { Tags: string[] }).Tags).toEqual(expect.arrayContaining(['v1', 'v2']));
+  });
+
   it('Ctrl-C stops every process it started', async () => {
     const tree = await descendants(child.pid!);
     expect(tree.length).toBeGreaterThanOrEqual(3);
