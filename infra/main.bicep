@@ -26,6 +26,9 @@ param adminRole string = 'Broker.Admin'
 @description('Longest registry-token lifetime handed out, seconds (MAX_TTL_SECONDS)')
 param maxTtlSeconds string = '5400'
 
+@description('Optional e-mail address for the broker\'s alerts (they fire in the portal either way)')
+param alertEmail string = ''
+
 var tags = { 'azd-env-name': environmentName }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -45,6 +48,7 @@ module broker 'app/broker.bicep' = {
     registries: registries
     adminRole: adminRole
     maxTtlSeconds: maxTtlSeconds
+    alertEmail: alertEmail
   }
 }
 

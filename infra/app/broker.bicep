@@ -10,6 +10,8 @@ param brokerAudiences string
 param registries array
 param adminRole string
 param maxTtlSeconds string
+@description('Optional e-mail address for the broker\'s alerts (they fire in the portal either way)')
+param alertEmail string = ''
 
 var deploymentContainerName = 'app-package'
 // The Functions host keeps its locks, timer schedule status and keys in these; created here so that the
@@ -376,6 +378,18 @@ resource insightsMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-
     principalId: broker.identity.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+  }
+}
+
+// Alerts and the workbook the operator gets without configuring anything.
+module monitoring 'monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    insightsId: insights.id
+    alertEmail: alertEmail
   }
 }
 
