@@ -1,7 +1,7 @@
 import azureFunctions from '@azure/functions';
 import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import { MAX_BODY_BYTES, allowedMethods, dispatch } from './http/dispatch.js';
-import { problems } from './http/problem.js';
+import { errors } from './errors.js';
 import { readAtMost } from './http/readAtMost.js';
 import type { ApiRequest, Route } from './http/types.js';
 import type { Logger } from './logger.js';
@@ -36,8 +36,8 @@ export function toApiRequest(request: HttpRequest, context: InvocationContext): 
     requestId: context.invocationId,
     clientIp: clientIp(request),
     text: async () => {
-      if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw problems.payloadTooLarge(MAX_BODY_BYTES);
-      return readAtMost(request.body, MAX_BODY_BYTES, () => problems.payloadTooLarge(MAX_BODY_BYTES));
+      if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw errors.payloadTooLarge(MAX_BODY_BYTES);
+      return readAtMost(request.body, MAX_BODY_BYTES, () => errors.payloadTooLarge(MAX_BODY_BYTES));
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { TableClient } from '@azure/data-tables';
+import { azureStatus } from './errors.js';
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { OpenIdMetadata } from './auth/openIdMetadata.js';
-import { tableStatus } from './tables.js';
+
 
 export type CheckState = 'ok' | 'down';
 export type HealthReport = Record<'tableStorage' | 'keyVault' | 'identityProvider', CheckState>;
@@ -58,7 +59,7 @@ export class HealthCheck {
     try {
       await this.secrets.listPropertiesOfSecrets().byPage({ maxPageSize: 1 }).next();
     } catch (error) {
-      if ((error as { statusCode?: unknown }).statusCode !== 403) throw error;
+      if (azureStatus(error) !== 403) throw error;
     }
   }
 
@@ -67,7 +68,7 @@ export class HealthCheck {
     try {
       await this.table.listEntities({ queryOptions: { select: ['PartitionKey'] } }).byPage({ maxPageSize: 1 }).next();
     } catch (error) {
-      if (tableStatus(error) !== 404) throw error;
+      if (azureStatus(error) !== 404) throw error;
     }
   }
 }

@@ -3,13 +3,18 @@
  * - single-flight: concurrent misses for one key share one load;
  * - fresh for `ttlMs`, then reloaded on the next read;
  * - if a reload fails, the old value is served until it is `ttlMs + staleMs` old, so a short outage
- *   of the dependency does not become an outage of the broker, but a long one does.
+ *   of the dependency does not become an outage of the broker, but a long one does;
+ * - ages count from when a load *started*: what it read can be no newer than that, so a slow load
+ *   never stretches how old a served value may be;
+ * - with `timeoutMs`, a load that has not finished by then fails (its signal aborts), so nobody waits
+ *   on a hung dependency for longer than that.
  * Keys come from configuration (catalog entries, tenants), so the key set is small and bounded.
  */
 export interface RefreshingCacheOptions<K, V> {
   ttlMs: number;
   staleMs: number;
-  load: (key: K) => Promise<V>;
+  load: (key: K, signal: AbortSignal | undefined) => Promise<V>;
+  timeoutMs?: number;
   /** Whether a failed load may fall back to the stale value; false for definitive answers ("deleted"). */
   serveStaleOn?: (error: unknown) => boolean;
   now?: () => number;
@@ -56,10 +61,10 @@ export class RefreshingCache<K, V> {
     if (pending) return pending;
     // A load that started before an invalidate() must not store what it read before the write.
     const generation = this.generation;
-    const loading = this.options
-      .load(key)
+    const startedAt = this.now();
+    const loading = this.withDeadline(key)
       .then((value) => {
-        if (generation === this.generation) this.entries.set(key, { value, loadedAt: this.now() });
+        if (generation === this.generation) this.entries.set(key, { value, loadedAt: startedAt });
         return value;
       })
       .finally(() => {
@@ -67,5 +72,22 @@ export class RefreshingCache<K, V> {
       });
     this.inflight.set(key, loading);
     return loading;
+  }
+
+  private withDeadline(key: K): Promise<V> {
+    const { timeoutMs } = this.options;
+    if (timeoutMs === undefined) return this.options.load(key, undefined);
+    const signal = AbortSignal.timeout(timeoutMs);
+    // The signal is passed on, but a load that ignores it is not waited for either.
+    return Promise.race([
+      this.options.load(key, signal),
+      new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new LoadTimeout(timeoutMs)), { once: true })),
+    ]);
+  }
+}
+
+class LoadTimeout extends Error {
+  constructor(ms: number) {
+    super(`load did not finish within ${ms} ms`);
   }
 }

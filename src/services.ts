@@ -31,6 +31,7 @@ import { AcrTokenClient } from './registries/acrTokens.js';
 import { UpstreamTokenPool } from './registries/upstreamTokenPool.js';
 import { UpstreamTokenMinter } from './registries/upstreamTokens.js';
 import { createTableClient } from './tables.js';
+import { statusOf } from './http/problem.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
 export const TABLES = { grants: 'grants', blocks: 'blocks', issuances: 'issuances', issuanceIndex: 'issuanceindex', adminAudit: 'adminaudit', rotations: 'rotations', loginCredentials: 'logincredentials' } as const;
@@ -130,6 +131,7 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
       failedAuthentications,
       log,
       logins,
+      statusOf,
     ),
     logins,
     issuances,

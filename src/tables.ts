@@ -1,7 +1,7 @@
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { TablesConnection } from './config.js';
-import { Problem } from './http/problem.js';
+import { azureStatus, BrokerError } from './errors.js';
 import { errorSummary, type Logger } from './logger.js';
 import { isLoopbackUrl } from './urlPolicy.js';
 
@@ -28,12 +28,6 @@ export function createTableClient(connection: TablesConnection, table: string, c
   return new TableClient(connection.url, table, credential, CLIENT_OPTIONS);
 }
 
-/** HTTP status of an Azure Tables error; undefined when the service was not reached at all. */
-export function tableStatus(error: unknown): number | undefined {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' ? status : undefined;
-}
-
 /**
  * Creates the table on first use, once per client (Azurite, a fresh sandbox). 409 (already there) is
  * success, and so is 403: in Azure, infra creates every table and the broker's roles may not create
@@ -43,7 +37,7 @@ export function tableReady(client: TableClient): () => Promise<void> {
   let ready: Promise<void> | undefined;
   return () => {
     ready ??= client.createTable().catch((error: unknown) => {
-      const status = tableStatus(error);
+      const status = azureStatus(error);
       if (status === 409 || status === 403) return;
       ready = undefined;
       throw error;
@@ -61,8 +55,8 @@ export async function guarded<T>(ready: () => Promise<void>, action: () => Promi
     await ready();
     return await action();
   } catch (error) {
-    if (error instanceof Problem) throw error;
-    log.error(`${store} request failed`, { status: tableStatus(error), error: errorSummary(error) });
+    if (error instanceof BrokerError) throw error;
+    log.error(`${store} request failed`, { status: azureStatus(error), error: errorSummary(error) });
     throw unavailable();
   }
 }

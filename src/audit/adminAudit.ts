@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import { z } from 'zod';
 import { ulid } from '../ids.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
-import { asProblem, problems } from '../http/problem.js';
+import { asBrokerError, errors } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
 import type { AuditWriter } from './auditWriter.js';
 import { fromEntity, toEntityFields } from './entityCodec.js';
@@ -57,8 +57,8 @@ export class AdminAuditLog {
     try {
       return await perform();
     } catch (error) {
-      const problem = asProblem(error);
-      await this.write(change, 'refused', `${problem.status} ${problem.code}`).catch((auditError: unknown) =>
+      const problem = asBrokerError(error);
+      await this.write(change, 'refused', `${problem.kind} ${problem.code}`).catch((auditError: unknown) =>
         this.log.error('could not record a refused admin change', { action: change.action, target: change.target, error: errorSummary(auditError) }),
       );
       throw error;
@@ -88,7 +88,7 @@ export class AdminAuditLog {
     try {
       page = await queryTimeRange(this.table, ADMIN_AUDIT_SHARDS, { ...filter, cursor: filter.cursor, conditions: [], maxHours: 24 * 31 });
     } catch {
-      throw problems.dependencyDown('audit', 'The admin audit table (Table Storage) is unavailable.');
+      throw errors.dependencyDown('audit', 'The admin audit table (Table Storage) is unavailable.');
     }
     return { entries: page.items.map((entity) => fromEntity(adminAuditEntrySchema, entity)), nextCursor: page.next ? encodeCursor(page.next) : undefined };
   }

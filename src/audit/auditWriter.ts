@@ -1,7 +1,7 @@
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
-import { problems } from '../http/problem.js';
+import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { tableReady, tableStatus } from '../tables.js';
+import { tableReady } from '../tables.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
@@ -112,9 +112,9 @@ export class AuditWriter {
       await this.create(this.table, items.map((item) => item.record), abortSignal);
       for (const item of items) item.resolve();
     } catch (error) {
-      this.log.error('audit write failed', { table: this.dependency, records: items.length, status: tableStatus(error) });
+      this.log.error('audit write failed', { table: this.dependency, records: items.length, status: azureStatus(error) });
       telemetry.auditWriteFailed(this.dependency, items.length);
-      const failure = problems.dependencyDown('audit', 'The audit record could not be written, so nothing was issued or changed.');
+      const failure = errors.dependencyDown('audit', 'The audit record could not be written, so nothing was issued or changed.');
       for (const item of items) item.reject(failure);
     }
   }
@@ -126,7 +126,7 @@ export class AuditWriter {
     } catch (error) {
       // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this
       // very write was stored and only its answer was lost (the SDK retried). The entities are durable.
-      if (tableStatus(error) !== 409) throw error;
+      if (azureStatus(error) !== 409) throw error;
       this.log.warn('audit write answered 409 after a retry; the records were already stored', { table: this.dependency, records: entities.length });
     }
   }

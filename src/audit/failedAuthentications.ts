@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { azureStatus } from '../errors.js';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { ulid } from '../ids.js';
 import { errorSummary, type Logger } from '../logger.js';
-import { tableReady, tableStatus } from '../tables.js';
+import { tableReady } from '../tables.js';
 import { toEntityFields } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
 import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';
@@ -118,8 +119,8 @@ export class FailedAuthentications {
           await this.table.submitTransaction(chunk.map(([, tally]) => insert(tally)));
         } catch (error) {
           // A conflict on our own row keys: an earlier attempt was stored and only its answer was lost.
-          if (tableStatus(error) === 409) continue;
-          this.log.warn('failed-authentication aggregates not written yet', { rows: chunk.length, status: tableStatus(error), error: errorSummary(error) });
+          if (azureStatus(error) === 409) continue;
+          this.log.warn('failed-authentication aggregates not written yet', { rows: chunk.length, status: azureStatus(error), error: errorSummary(error) });
           for (const [key, tally] of chunk) {
             if (now - tally.minute > KEEP_UNWRITTEN_MS) continue;
             const newer = this.tallies.get(key);

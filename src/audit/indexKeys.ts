@@ -1,6 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
+import { azureStatus } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
-import { tableReady, tableStatus } from '../tables.js';
+import { tableReady } from '../tables.js';
 import type { IssuanceRecord } from './issuanceRecord.js';
 
 /**
@@ -58,7 +59,7 @@ export class IndexMarker {
       .then(
         () => undefined,
         (error: unknown) => {
-          if (tableStatus(error) !== 409) this.creating = undefined;
+          if (azureStatus(error) !== 409) this.creating = undefined;
         },
       );
   }
@@ -70,7 +71,7 @@ export class IndexMarker {
       const entity = await this.table.getEntity<{ since: Date }>(MARKER.partitionKey, MARKER.rowKey);
       this.known = entity.since instanceof Date ? entity.since : new Date(String(entity.since));
     } catch (error) {
-      if (tableStatus(error) !== 404) throw error;
+      if (azureStatus(error) !== 404) throw error;
     }
     return this.known;
   }

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
 import { fromEntity } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
@@ -50,7 +50,7 @@ export class IssuanceSearch {
       const index = filter.repository || filter.objectId ? { table: this.indexTable, since: await this.marker.since() } : undefined;
       return await searchIssuances(this.table, filter, index);
     } catch {
-      throw problems.dependencyDown('audit', 'The issuance audit table (Table Storage) is unavailable.');
+      throw errors.dependencyDown('audit', 'The issuance audit table (Table Storage) is unavailable.');
     }
   }
 }

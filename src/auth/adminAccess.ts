@@ -1,4 +1,4 @@
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { CallerIdentity, CallerTokenValidator } from './callerToken.js';
 
 /**
@@ -9,7 +9,7 @@ import type { CallerIdentity, CallerTokenValidator } from './callerToken.js';
 export async function requireAdmin(validator: CallerTokenValidator, authorization: string | null, adminRole: string): Promise<CallerIdentity> {
   const caller = await validator.validate(authorization, { allowDelegated: true });
   if (!caller.roles.includes(adminRole)) {
-    throw problems.forbidden('not-admin', `This route needs the "${adminRole}" app role on the broker's app registration.`);
+    throw errors.forbidden('not-admin', `This route needs the "${adminRole}" app role on the broker's app registration.`);
   }
   return caller;
 }

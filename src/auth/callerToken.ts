@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
-import { Problem, problems } from '../http/problem.js';
+import { BrokerError, errors } from '../errors.js';
 import type { OpenIdMetadata, TokenVersion } from './openIdMetadata.js';
 import { VerifiedTokenCache } from './verifiedTokenCache.js';
 
@@ -39,8 +39,8 @@ const claimsSchema = z.object({
 });
 
 /** `reason` groups failures in the per-minute aggregates of failed authentications (never shown to the caller). */
-function rejected(detail: string, reason: string): Problem {
-  return problems.invalidToken(detail, reason);
+function rejected(detail: string, reason: string): BrokerError {
+  return errors.invalidToken(detail, reason);
 }
 
 export function bearerToken(authorization: string | null): string {
@@ -150,7 +150,7 @@ export class CallerTokenValidator {
   }
 }
 
-function verificationProblem(error: unknown): Problem {
+function verificationProblem(error: unknown): BrokerError {
   if (error instanceof joseErrors.JWTExpired) return rejected('The token has expired.', 'expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return rejected('The token is not valid yet.', 'not-yet-valid');
@@ -163,7 +163,7 @@ function verificationProblem(error: unknown): Problem {
   // jose reports a key-set endpoint that answered other than 200 as a bare JOSEError: Entra is down, not the token bad.
   const keySetUnreadable = error instanceof joseErrors.JOSEError && error.constructor === joseErrors.JOSEError;
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || keySetUnreadable || !(error instanceof joseErrors.JOSEError)) {
-    return problems.dependencyDown('identity-provider', 'The Entra ID signing keys could not be read.');
+    return errors.dependencyDown('identity-provider', 'The Entra ID signing keys could not be read.');
   }
   return rejected('The token could not be verified.', 'unverifiable');
 }

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, customFetch, type RemoteJWKSet } from 'jose';
 import { z } from 'zod';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import type { SigningKeys } from './verifiedTokenCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
@@ -63,7 +63,7 @@ export class OpenIdMetadata {
     try {
       return await Promise.all([this.documents.get('1.0'), this.documents.get('2.0')]);
     } catch {
-      throw problems.dependencyDown('identity-provider', 'The Entra ID metadata could not be read.');
+      throw errors.dependencyDown('identity-provider', 'The Entra ID metadata could not be read.');
     }
   }
 

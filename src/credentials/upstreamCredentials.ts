@@ -1,5 +1,5 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
-import { problems } from '../http/problem.js';
+import { azureStatus, errors, isDefinitiveAzureAnswer } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import { telemetry } from '../telemetry/instruments.js';
@@ -56,9 +56,9 @@ export class UpstreamCredentials {
       return await this.cache.get(secretName);
     } catch (error) {
       if (error instanceof SecretMissing) {
-        throw problems.dependencyDown('credential', `The stored credential for this registry is missing or unreadable; an operator must fix secret "${secretName}".`);
+        throw errors.dependencyDown('credential', `The stored credential for this registry is missing or unreadable; an operator must fix secret "${secretName}".`);
       }
-      throw problems.dependencyDown('key-vault', 'Key Vault is unavailable and no cached credential is fresh enough.');
+      throw errors.dependencyDown('key-vault', 'Key Vault is unavailable and no cached credential is fresh enough.');
     }
   }
 
@@ -72,9 +72,8 @@ export class UpstreamCredentials {
     try {
       secret = await this.secrets.getSecret(name, { abortSignal });
     } catch (error) {
-      const status = (error as { statusCode?: number }).statusCode;
-      this.log.warn('key vault read failed', { secret: name, status });
-      const missing = status === 404 || status === 403;
+      this.log.warn('key vault read failed', { secret: name, status: azureStatus(error) });
+      const missing = isDefinitiveAzureAnswer(error);
       telemetry.keyVaultRead(missing ? 'missing' : 'error');
       if (missing) throw new SecretMissing();
       throw error;

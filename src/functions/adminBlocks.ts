@@ -3,7 +3,7 @@ import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import type { Block } from '../grants/blocks.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { ApiRequest, Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 
@@ -18,7 +18,7 @@ const blockSchema = z.object({ objectId: z.string(), reason: z.string(), blocked
 
 function objectId(request: ApiRequest): string {
   const parsed = z.guid().safeParse(request.params.objectId);
-  if (!parsed.success) throw problems.badRequest('The path must name an identity by its object (principal) ID, a GUID.');
+  if (!parsed.success) throw errors.badRequest('The path must name an identity by its object (principal) ID, a GUID.');
   return parsed.data.toLowerCase();
 }
 
@@ -55,13 +55,13 @@ const remove: Handler<Services> = async (request, { services }) => {
 };
 
 
-const errors = { ...ADMIN_ERRORS, 503: { description: 'The block list or the admin audit is unavailable' } };
+const answers = { ...ADMIN_ERRORS, 503: { description: 'The block list or the admin audit is unavailable' } };
 
 export const adminBlocksRoute: Route<Services> = {
   name: 'adminBlocks',
   route: 'v1/admin/blocks',
   operations: {
-    GET: { summary: 'List blocked identities', access: 'admin', responses: { 200: { description: 'Every block', schema: z.object({ blocks: z.array(blockSchema) }) }, ...errors }, handler: list },
+    GET: { summary: 'List blocked identities', access: 'admin', responses: { 200: { description: 'Every block', schema: z.object({ blocks: z.array(blockSchema) }) }, ...answers }, handler: list },
   },
 };
 
@@ -73,13 +73,13 @@ export const adminBlockRoute: Route<Services> = {
       summary: 'Block an identity: its next request is denied, whatever it was granted',
       access: 'admin',
       requestBody: blockBodySchema,
-      responses: { 200: { description: 'Blocked', schema: blockSchema }, 400: { description: 'Not a GUID, or no reason' }, ...errors },
+      responses: { 200: { description: 'Blocked', schema: blockSchema }, 400: { description: 'Not a GUID, or no reason' }, ...answers },
       handler: put,
     },
     DELETE: {
       summary: 'Unblock an identity',
       access: 'admin',
-      responses: { 204: { description: 'Unblocked' }, 400: { description: 'Not a GUID' }, 404: { description: 'The identity is not blocked' }, ...errors },
+      responses: { 204: { description: 'Unblocked' }, 400: { description: 'Not a GUID' }, 404: { description: 'The identity is not blocked' }, ...answers },
       handler: remove,
     },
   },

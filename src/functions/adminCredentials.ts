@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { json } from '../http/dispatch.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 import { telemetry } from '../telemetry/instruments.js';
@@ -37,7 +37,7 @@ const rotate: Handler<Services> = async (request, { services, log }) => {
   const report = await services.adminAudit.change(change, () => services.rotation.rotate(entry.host, { force: true }));
   telemetry.rotationRun(entry.host, report.outcome);
   await services.adminAudit.write({ ...change, after: report }, report.outcome === 'failed' ? 'failed' : 'completed', report.outcome);
-  if (report.outcome === 'not-managed') throw problems.conflict(`${entry.host}: ${report.detail}.`);
+  if (report.outcome === 'not-managed') throw errors.conflict(`${entry.host}: ${report.detail}.`);
   log.info('rotation requested', { registry: entry.host, by: caller.objectId, outcome: report.outcome, requestId: request.requestId });
   return json(report.outcome === 'failed' ? 502 : 200, report);
 };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { explain } from '../grants/explain.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
 import { tokenRequestSchema } from '../issuance/tokenRequest.js';
 import { parseScope, type RepositoryScope } from '../registries/scope.js';
@@ -53,11 +53,11 @@ type Question = { subject: { objectId?: string; appId?: string; tenantId?: strin
 async function replay(services: Services, input: z.infer<typeof replaySchema>): Promise<Question> {
   const to = input.to ? new Date(input.to) : new Date();
   const from = input.from ? new Date(input.from) : new Date(to.getTime() - 86_400_000);
-  if (from > to || to.getTime() - from.getTime() > 31 * 86_400_000) throw problems.badRequest('from/to must be a range of at most 31 days.');
+  if (from > to || to.getTime() - from.getTime() > 31 * 86_400_000) throw errors.badRequest('from/to must be a range of at most 31 days.');
   const { issuances } = await services.issuanceSearch.search({ from, to, requestId: input.requestId, limit: 1 });
   const record = issuances[0];
   if (!record?.registry || (!record.objectId && !record.appId)) {
-    throw problems.notFound('request-not-found', `No audited token request ${input.requestId} by a known identity between ${from.toISOString()} and ${to.toISOString()}.`);
+    throw errors.notFound('request-not-found', `No audited token request ${input.requestId} by a known identity between ${from.toISOString()} and ${to.toISOString()}.`);
   }
   const scopes = record.requestedScopes.flatMap((text) => {
     const parsed = parseScope(text);

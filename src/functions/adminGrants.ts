@@ -4,7 +4,7 @@ import { grantBodySchema, grantIdSchema, type Grant } from '../grants/model.js';
 import type { StoredGrant } from '../grants/store.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { ApiRequest, Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 
@@ -26,14 +26,14 @@ const ENTITY_TAG = /^(?:W\/)?"[^"]*"$/;
 function ifMatch(request: ApiRequest): string {
   const etag = request.headers.get('if-match')?.trim();
   if (!etag || !ENTITY_TAG.test(etag)) {
-    throw problems.preconditionRequired('Send If-Match with the quoted ETag from GET (not *) so that concurrent edits are not lost.');
+    throw errors.preconditionRequired('Send If-Match with the quoted ETag from GET (not *) so that concurrent edits are not lost.');
   }
   return etag;
 }
 
 function grantId(request: ApiRequest): string {
   const id = request.params.id ?? '';
-  if (!grantIdSchema.safeParse(id).success) throw problems.notFound('grant-not-found', 'There is no grant with that id.');
+  if (!grantIdSchema.safeParse(id).success) throw errors.notFound('grant-not-found', 'There is no grant with that id.');
   return id;
 }
 
@@ -62,7 +62,7 @@ const replace: Handler<Services> = async (request, { services, log }) => {
   const id = grantId(request);
   const etag = ifMatch(request);
   const body = parseBody(await request.text(), grantReplaceSchema);
-  if (body.id !== undefined && body.id !== id) throw problems.badRequest(`The body's id "${body.id}" does not match the path's "${id}".`);
+  if (body.id !== undefined && body.id !== id) throw errors.badRequest(`The body's id "${body.id}" does not match the path's "${id}".`);
   const before = (await services.grants.get(id)).grant;
   const after = { ...body, id };
   const change = { requestId: request.requestId, actor: caller, action: 'grant.update' as const, target: id, before, after };
@@ -86,7 +86,7 @@ const grantListSchema = z.object({ grants: z.array(grantBodySchema) });
 const ifMatchHeader = { 'If-Match': { description: 'The quoted ETag from GET (`*` is refused); required so that concurrent edits are never lost', required: true } };
 const etag = { ETag: 'the grant version, for If-Match' };
 
-const errors = { ...ADMIN_ERRORS, 503: { description: 'The grant store or the admin audit is unavailable' } };
+const answers = { ...ADMIN_ERRORS, 503: { description: 'The grant store or the admin audit is unavailable' } };
 
 export const adminGrantsRoute: Route<Services> = {
   name: 'adminGrants',
@@ -95,7 +95,7 @@ export const adminGrantsRoute: Route<Services> = {
     GET: {
       summary: 'List grants',
       access: 'admin',
-      responses: { 200: { description: 'Every grant', schema: grantListSchema }, ...errors },
+      responses: { 200: { description: 'Every grant', schema: grantListSchema }, ...answers },
       handler: list,
     },
     POST: {
@@ -106,7 +106,7 @@ export const adminGrantsRoute: Route<Services> = {
         201: { description: 'Created', schema: grantBodySchema, headers: { ...etag, Location: 'the grant URL' } },
         400: { description: 'Invalid grant' },
         409: { description: 'A grant with this id exists' },
-        ...errors,
+        ...answers,
       },
       handler: create,
     },
@@ -120,7 +120,7 @@ export const adminGrantRoute: Route<Services> = {
     GET: {
       summary: 'Read a grant',
       access: 'admin',
-      responses: { 200: { description: 'The grant', schema: grantBodySchema, headers: etag }, 404: { description: 'No such grant' }, ...errors },
+      responses: { 200: { description: 'The grant', schema: grantBodySchema, headers: etag }, 404: { description: 'No such grant' }, ...answers },
       handler: read,
     },
     PUT: {
@@ -134,7 +134,7 @@ export const adminGrantRoute: Route<Services> = {
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
         428: { description: 'If-Match is missing or not one quoted ETag' },
-        ...errors,
+        ...answers,
       },
       handler: replace,
     },
@@ -147,7 +147,7 @@ export const adminGrantRoute: Route<Services> = {
         404: { description: 'No such grant' },
         412: { description: 'The ETag is stale; nothing changed' },
         428: { description: 'If-Match is missing or not one quoted ETag' },
-        ...errors,
+        ...answers,
       },
       handler: remove,
     },

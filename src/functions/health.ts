@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SETTING_NAMES } from '../config.js';
 import { json, problemResponse } from '../http/dispatch.js';
-import { Problem } from '../http/problem.js';
+import { Unavailable } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 
@@ -10,8 +10,8 @@ const health: Handler<Services> = async (request, { services }) => {
   const report = await services.health.report();
   const down = Object.entries(report).filter(([, state]) => state === 'down').map(([name]) => name);
   if (down.length === 0) return json(200, { status: 'ok', checks: report });
-  const problem = new Problem(503, 'dependency-unavailable', 'A dependency is unavailable', `Down: ${down.join(', ')}.`, {
-    headers: { 'Retry-After': '10' },
+  const problem = new Unavailable('dependency-unavailable', 'A dependency is unavailable', `Down: ${down.join(', ')}.`, {
+    retryAfterSeconds: 10,
     errors: down.map((name) => ({ path: name, message: 'unreachable' })),
   });
   return problemResponse(problem, request.requestId);
@@ -51,8 +51,8 @@ export function invalidSettingNames(problems: string[]): string[] {
  */
 export function invalidSettingsHealthRoute(settings: string[]): Route<null> {
   const health: Handler<null> = async (request) => {
-    const problem = new Problem(503, 'settings-invalid', 'The broker is not configured', `Invalid settings: ${settings.join(', ')}. The start-up log names each problem.`, {
-      headers: { 'Retry-After': '60' },
+    const problem = new Unavailable('settings-invalid', 'The broker is not configured', `Invalid settings: ${settings.join(', ')}. The start-up log names each problem.`, {
+      retryAfterSeconds: 60,
       errors: settings.map((name) => ({ path: name, message: 'invalid' })),
     });
     return problemResponse(problem, request.requestId);

@@ -1,6 +1,6 @@
 import { ulid } from '../ids.js';
 import { json, problemResponse } from '../http/dispatch.js';
-import { asProblem } from '../http/problem.js';
+import { asBrokerError } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
 import { readTokenRequest, tokenRequestSchema } from '../issuance/tokenRequest.js';
 import type { Services } from '../services.js';
@@ -15,7 +15,7 @@ const issue: Handler<Services> = async (request, { services }) => {
   // Who is asking comes first: an unauthenticated body is never read.
   const authentication = await services.callerTokens.validate(request.headers.get('authorization')).then(
     (caller) => ({ caller }),
-    (error: unknown) => ({ failure: asProblem(error) }),
+    (error: unknown) => ({ failure: asBrokerError(error) }),
   );
   const outcome = await services.tokenExchange.exchange(authentication, () => readTokenRequest(() => request.text()), facts);
   if ('refused' in outcome) return problemResponse(outcome.refused, request.requestId);

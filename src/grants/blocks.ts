@@ -1,8 +1,9 @@
 import type { TableClient } from '@azure/data-tables';
-import { problems } from '../http/problem.js';
+import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
-import { guarded, tableReady, tableStatus } from '../tables.js';
+import { guarded, tableReady } from '../tables.js';
+import { TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 /** An operator's deny for one identity. Blocks win over every grant. */
 export interface Block {
@@ -13,14 +14,24 @@ export interface Block {
 }
 
 const PARTITION = 'block';
-const unavailable = () => problems.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
+const unavailable = () => errors.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
 /** Same promise as grants: other instances see a block within 30 s (TTL + stale), this one at once. */
 const CACHE_TTL_MS = 15_000;
 const CACHE_STALE_MS = 15_000;
+/** A refresh reads every block only when the version row moved, and at least this often regardless. */
+const FULL_READ_MS = 5 * 60_000;
+
+interface Snapshot {
+  blocks: Map<string, Block>;
+  /** The version row's ETag when it was read before the rows; undefined when it was not. */
+  version: string | undefined;
+  readAt: number;
+}
 
 export class BlockStore {
   private readonly cache: RefreshingCache<'all', Map<string, Block>>;
   private readonly ready: () => Promise<void>;
+  private snapshot: Snapshot | undefined;
 
   constructor(
     private readonly table: TableClient,
@@ -30,7 +41,8 @@ export class BlockStore {
     this.cache = new RefreshingCache({
       ttlMs: CACHE_TTL_MS,
       staleMs: CACHE_STALE_MS,
-      load: async () => new Map((await this.list()).map((block) => [block.objectId, block])),
+      timeoutMs: TABLE_DEADLINE_MS,
+      load: (_key, signal) => this.refresh(signal),
     });
   }
 
@@ -42,10 +54,10 @@ export class BlockStore {
     }
   }
 
-  async list(): Promise<Block[]> {
+  async list(signal: AbortSignal = deadline()): Promise<Block[]> {
     return this.guard(async () => {
       const blocks: Block[] = [];
-      for await (const entity of this.table.listEntities<Omit<Block, 'objectId'>>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } })) {
+      for await (const entity of this.table.listEntities<Omit<Block, 'objectId'>>({ queryOptions: { filter: rowsOf(PARTITION) }, abortSignal: signal })) {
         blocks.push({ objectId: entity.rowKey!, reason: entity.reason, blockedAt: entity.blockedAt, blockedBy: entity.blockedBy });
       }
       return blocks;
@@ -53,23 +65,40 @@ export class BlockStore {
   }
 
   async put(block: Block): Promise<void> {
-    await this.guard(() => this.table.upsertEntity({ partitionKey: PARTITION, rowKey: block.objectId, reason: block.reason, blockedAt: block.blockedAt, blockedBy: block.blockedBy }, 'Replace'));
-    this.cache.invalidate('all');
+    try {
+      await this.guard(() =>
+        writeVersioned(this.table, PARTITION, ['upsert', { partitionKey: PARTITION, rowKey: block.objectId, reason: block.reason, blockedAt: block.blockedAt, blockedBy: block.blockedBy }, 'Replace']),
+      );
+    } finally {
+      this.cache.invalidate('all');
+    }
   }
 
   async delete(objectId: string): Promise<void> {
     try {
       await this.guard(async () => {
         try {
-          await this.table.deleteEntity(PARTITION, objectId);
+          await deleteVersioned(this.table, PARTITION, objectId, undefined);
         } catch (error) {
-          if (tableStatus(error) === 404) throw problems.notFound('block-not-found', `${objectId} is not blocked.`);
+          if (azureStatus(error) === 404) throw errors.notFound('block-not-found', `${objectId} is not blocked.`);
           throw error;
         }
       });
     } finally {
       this.cache.invalidate('all');
     }
+  }
+
+  /** One point read when nothing changed; every block only when the version row says something did. */
+  private async refresh(signal: AbortSignal | undefined): Promise<Map<string, Block>> {
+    const last = this.snapshot;
+    // As for grants: the first load lists alone and leaves the version unknown for the next refresh.
+    const version = last ? await this.guard(() => partitionVersion(this.table, PARTITION, signal)) : undefined;
+    if (last && last.version === version && Date.now() - last.readAt < FULL_READ_MS) return last.blocks;
+    const readAt = Date.now();
+    const blocks = new Map((await this.list(signal)).map((block) => [block.objectId, block]));
+    this.snapshot = { blocks, version, readAt };
+    return blocks;
   }
 
   private guard<T>(action: () => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { problems, type FieldError } from './problem.js';
+import { errors, type FieldError } from '../errors.js';
 
 function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
   return issues.slice(0, 20).map((issue) => ({
@@ -11,8 +11,8 @@ function fieldErrors(issues: z.core.$ZodIssue[]): FieldError[] {
 export function validated<T extends z.ZodType>(value: unknown, schema: T): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const errors = fieldErrors(parsed.error.issues);
-  throw problems.badRequest(errors.map((e) => `${e.path}: ${e.message}`).join('; '), errors);
+  const found = fieldErrors(parsed.error.issues);
+  throw errors.badRequest(found.map((e) => `${e.path}: ${e.message}`).join('; '), found);
 }
 
 /** Parses and validates a JSON body at the edge; everything past this trusts the types. */
@@ -21,7 +21,7 @@ export function parseBody<T extends z.ZodType>(text: string, schema: T): z.infer
   try {
     value = JSON.parse(text);
   } catch {
-    throw problems.badRequest('The body is not valid JSON.');
+    throw errors.badRequest('The body is not valid JSON.');
   }
   return validated(value, schema);
 }
@@ -30,7 +30,7 @@ export function parseBody<T extends z.ZodType>(text: string, schema: T): z.infer
 export function parseQuery<T extends z.ZodType>(url: URL, schema: T): z.infer<T> {
   const values: Record<string, string> = {};
   for (const [name, value] of url.searchParams) {
-    if (name in values) throw problems.badRequest(`Query parameter "${name.slice(0, 40)}" is given twice.`);
+    if (name in values) throw errors.badRequest(`Query parameter "${name.slice(0, 40)}" is given twice.`);
     values[name] = value;
   }
   return validated(values, schema);

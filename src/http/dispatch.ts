@@ -1,5 +1,6 @@
 import { errorSummary } from '../logger.js';
-import { asProblem, Problem, problems } from './problem.js';
+import { asBrokerError, BrokerError, errors } from '../errors.js';
+import { problemBody, problemHeaders, statusOf } from './problem.js';
 import type { ApiRequest, ApiResponse, HandlerContext, HttpMethod, Route } from './types.js';
 
 /** Every request body the API accepts is at most this large (DESIGN.md §4). */
@@ -11,11 +12,11 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   return { status, body, headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers } };
 }
 
-export function problemResponse(problem: Problem, requestId: string): ApiResponse {
+export function problemResponse(problem: BrokerError, requestId: string): ApiResponse {
   return {
-    status: problem.status,
-    body: problem.toBody(requestId),
-    headers: { 'Content-Type': 'application/problem+json; charset=utf-8', ...problem.headers },
+    status: statusOf(problem),
+    body: problemBody(problem, requestId),
+    headers: { 'Content-Type': 'application/problem+json; charset=utf-8', ...problemHeaders(problem) },
   };
 }
 
@@ -28,13 +29,13 @@ export async function dispatch<S>(route: Route<S>, request: ApiRequest, context:
   let response: ApiResponse;
   const handler = route.operations[request.method.toUpperCase() as HttpMethod]?.handler;
   try {
-    if (!handler) throw problems.methodNotAllowed(allowedMethods(route));
+    if (!handler) throw errors.methodNotAllowed(allowedMethods(route));
     response = await handler(request, context);
   } catch (error) {
-    if (!(error instanceof Problem)) {
+    if (!(error instanceof BrokerError)) {
       context.log.error('unhandled error', { route: route.name, requestId: request.requestId, error: errorSummary(error) });
     }
-    response = problemResponse(asProblem(error), request.requestId);
+    response = problemResponse(asBrokerError(error), request.requestId);
   }
   return { ...response, headers: { ...BASE_HEADERS, ...response.headers } };
 }

@@ -1,4 +1,4 @@
-import { Problem, problems } from './problem.js';
+import { BrokerError, errors } from '../errors.js';
 import { readAtMost } from './readAtMost.js';
 import { telemetry } from '../telemetry/instruments.js';
 
@@ -57,7 +57,7 @@ async function attempts(call: UpstreamCall, method: string): Promise<Response> {
   const idempotent = call.idempotent ?? (method === 'GET' || method === 'DELETE');
   for (let attempt = 0; ; attempt++) {
     const remaining = call.deadline - Date.now();
-    if (remaining <= 0) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
+    if (remaining <= 0) throw errors.upstreamTimeout(`${call.registry} did not answer in time.`);
     let response: Response;
     try {
       const body = call.form ?? (call.json === undefined ? undefined : JSON.stringify(call.json));
@@ -70,12 +70,12 @@ async function attempts(call: UpstreamCall, method: string): Promise<Response> {
       });
     } catch (error) {
       telemetry.upstreamCall(call.registry, isTimeout(error) ? 'timeout' : 'error');
-      if (isTimeout(error)) throw problems.upstreamTimeout(`${call.registry} did not answer in time.`);
+      if (isTimeout(error)) throw errors.upstreamTimeout(`${call.registry} did not answer in time.`);
       if (attempt < MAX_RETRIES && idempotent) {
         await sleep(BASE_BACKOFF_MS * 2 ** attempt);
         continue;
       }
-      throw problems.upstreamBroken(`${call.registry} could not be reached.`);
+      throw errors.upstreamBroken(`${call.registry} could not be reached.`);
     }
     telemetry.upstreamCall(call.registry, response.status, response.headers);
     const retryable = response.status === 429 || (idempotent && response.status >= 500);
@@ -91,7 +91,7 @@ async function attempts(call: UpstreamCall, method: string): Promise<Response> {
 const MAX_BODY_BYTES = 256 * 1024;
 
 async function readCapped(response: Response, registry: string): Promise<string> {
-  const oversized = () => problems.upstreamBroken(`${registry} answered with an oversized body.`);
+  const oversized = () => errors.upstreamBroken(`${registry} answered with an oversized body.`);
   if (Number(response.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) {
     await response.body?.cancel();
     throw oversized();
@@ -111,7 +111,7 @@ export async function tokenEndpointAnswer(
   if (!response.ok) {
     await response.body?.cancel();
     const refused = response.status === 401 || response.status === 403;
-    throw refused ? problems.upstreamRefused(explain.refused(response.status)) : problems.upstreamBroken(explain.broken(response.status));
+    throw refused ? errors.upstreamRefused(explain.refused(response.status)) : errors.upstreamBroken(explain.broken(response.status));
   }
   return readJson(response, registry);
 }
@@ -122,12 +122,12 @@ export async function readJson(response: Response, registry: string): Promise<un
   try {
     text = await readCapped(response, registry);
   } catch (error) {
-    if (isTimeout(error)) throw problems.upstreamTimeout(`${registry} did not answer in time.`);
-    throw error instanceof Problem ? error : problems.upstreamBroken(`${registry}'s answer could not be read.`);
+    if (isTimeout(error)) throw errors.upstreamTimeout(`${registry} did not answer in time.`);
+    throw error instanceof BrokerError ? error : errors.upstreamBroken(`${registry}'s answer could not be read.`);
   }
   try {
     return JSON.parse(text);
   } catch {
-    throw problems.upstreamBroken(`${registry} answered with a body that is not JSON.`);
+    throw errors.upstreamBroken(`${registry} answered with a body that is not JSON.`);
   }
 }

@@ -5,7 +5,7 @@ import { loginProblems } from '../credentials/login/loginProblems.js';
 import type { LoginCredentialRow, LoginCredentialStore } from '../credentials/login/loginStore.js';
 import type { CreatedLogin, LoginProvider } from '../credentials/login/provider.js';
 import type { BlockStore } from '../grants/blocks.js';
-import { asProblem } from '../http/problem.js';
+import { asBrokerError, InvalidRequest, UpstreamRefused } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
 import type { RegistryEntry } from '../registries/catalog.js';
 import { formatScope, type RepositoryScope } from '../registries/scope.js';
@@ -181,9 +181,9 @@ export class LoginIssuer {
         description: `registry-broker for ${caller.tenantId}/${caller.objectId}: ${formatted.join(' ')}`,
       });
     } catch (error) {
-      const problem = asProblem(error);
+      const problem = asBrokerError(error);
       // Refused: nothing exists. A timeout or an outage may have created one: the row stays `creating` for cleanup.
-      const nothingMade = problem.status === 400 || problem.code === 'login-provider-refused';
+      const nothingMade = problem instanceof InvalidRequest || problem instanceof UpstreamRefused;
       await store.update(issuanceId, { ...(nothingMade ? { state: 'failed' as const } : {}), lastError: problem.code }).catch(() => undefined);
       throw error;
     }
@@ -221,7 +221,7 @@ export class LoginIssuer {
       await provider.delete({ issuanceId: row.issuanceId, credentialId: row.credentialId });
       await store.update(row.issuanceId, { state: 'deleted', deletedAt: new Date(), deleteReason: reason });
     } catch (error) {
-      const problem = asProblem(error);
+      const problem = asBrokerError(error);
       log.warn('login credential could not be deleted; cleanup retries', { ...fields, error: problem.code === 'internal-error' ? errorSummary(error) : problem.code });
       await store.update(row.issuanceId, { lastError: problem.code }).catch(() => undefined);
       return false;

@@ -2,7 +2,7 @@ import { tokenFingerprint, type IssuanceRecord } from '../audit/issuanceRecord.j
 import type { FailedAuthentications } from '../audit/failedAuthentications.js';
 import type { IssuanceLog } from '../audit/issuanceLog.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
-import { asProblem, Problem, problems } from '../http/problem.js';
+import { asBrokerError, BrokerError, errors } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
 import { telemetry } from '../telemetry/instruments.js';
 import type { CallerRateLimit } from './callerRateLimit.js';
@@ -18,9 +18,9 @@ export interface RequestFacts {
   receivedAt: Date;
 }
 
-export type Authentication = { caller: CallerIdentity } | { failure: Problem };
+export type Authentication = { caller: CallerIdentity } | { failure: BrokerError };
 
-export type ExchangeOutcome = { issued: IssuedToken } | { login: IssuedLogin } | { refused: Problem };
+export type ExchangeOutcome = { issued: IssuedToken } | { login: IssuedLogin } | { refused: BrokerError };
 
 /**
  * The token exchange, the broker's central promise: every decision on a token request is audited
@@ -37,10 +37,12 @@ export class TokenExchange {
     private readonly failedAuthentications: FailedAuthentications,
     private readonly log: Logger,
     private readonly logins: LoginIssuer,
+    /** The answer's status, for the record: how failures map to HTTP is decided in src/http, not here. */
+    private readonly statusOf: (error: BrokerError) => number,
   ) {}
 
   async exchange(authentication: Authentication, readRequest: () => Promise<ReadTokenRequest>, facts: RequestFacts): Promise<ExchangeOutcome> {
-    if ('failure' in authentication && authentication.failure.status === 401) return { refused: this.unauthenticated(authentication.failure, facts) };
+    if ('failure' in authentication && authentication.failure.kind === 'unauthenticated') return { refused: this.unauthenticated(authentication.failure, facts) };
     return telemetry.span('token exchange', {}, async (span) => {
       const outcome = await this.decideAndRecord(authentication, readRequest, facts);
       span.setAttribute('outcome', 'refused' in outcome ? outcome.refused.reason : 'issued');
@@ -56,7 +58,7 @@ export class TokenExchange {
       if ('failure' in authentication) throw authentication.failure;
       const { caller } = authentication;
       const allowance = this.callerLimit.take(`${caller.tenantId}/${caller.objectId}`);
-      if (!allowance.allowed) throw problems.rateLimited(allowance.retryAfterSeconds);
+      if (!allowance.allowed) throw errors.rateLimited(allowance.retryAfterSeconds);
       const read = await readRequest();
       record.asked(read.asked, (host) => this.issuer.canonicalHost(host));
       if (!read.ok) throw read.problem;
@@ -71,16 +73,16 @@ export class TokenExchange {
         outcome = { issued };
       }
     } catch (error) {
-      if (!(error instanceof Problem)) this.log.error('token issuance failed unexpectedly', { requestId: facts.requestId, error: errorSummary(error) });
-      const problem = asProblem(error);
-      record.refused(problem);
+      if (!(error instanceof BrokerError)) this.log.error('token issuance failed unexpectedly', { requestId: facts.requestId, error: errorSummary(error) });
+      const problem = asBrokerError(error);
+      record.refused(problem, this.statusOf(problem));
       outcome = { refused: problem };
     }
     const finished = record.finish();
     try {
       await this.issuances.record(finished);
     } catch (auditError) {
-      const problem = asProblem(auditError);
+      const problem = asBrokerError(auditError);
       observe({ ...finished, outcome: 'failed', reason: problem.reason }, finished.latencyMs);
       return { refused: problem };
     }
@@ -89,10 +91,10 @@ export class TokenExchange {
   }
 
   /** Counted, never recorded one by one; past the address's allowance the answer is 429, not 401. */
-  private unauthenticated(failure: Problem, facts: RequestFacts): Problem {
+  private unauthenticated(failure: BrokerError, facts: RequestFacts): BrokerError {
     const allowance = this.addressLimit.take(facts.clientIp);
-    const problem = allowance.allowed ? failure : problems.anonymousRateLimited(allowance.retryAfterSeconds);
-    this.failedAuthentications.count(facts.clientIp, problem.reason, problem.status);
+    const problem = allowance.allowed ? failure : errors.anonymousRateLimited(allowance.retryAfterSeconds);
+    this.failedAuthentications.count(facts.clientIp, problem.reason, this.statusOf(problem));
     observe({ registry: undefined, outcome: 'denied', reason: problem.reason }, Date.now() - facts.receivedAt.getTime());
     return problem;
   }
@@ -166,11 +168,11 @@ class IssuanceEvent {
     } satisfies Partial<IssuanceRecord>);
   }
 
-  refused(problem: Problem): void {
+  refused(problem: BrokerError, status: number): void {
     Object.assign(this.record, {
-      outcome: problem.status >= 500 ? 'failed' : 'denied',
+      outcome: problem.isFailure ? 'failed' : 'denied',
       reason: problem.reason,
-      status: problem.status,
+      status,
     } satisfies Partial<IssuanceRecord>);
   }
 

@@ -3,7 +3,7 @@ import type { UpstreamCredentials } from '../credentials/upstreamCredentials.js'
 import { decide } from '../grants/decision.js';
 import type { BlockStore } from '../grants/blocks.js';
 import type { GrantStore } from '../grants/store.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import type { RegistryCatalog, RegistryEntry } from '../registries/catalog.js';
 import { formatScope, type RepositoryScope } from '../registries/scope.js';
 import type { AcrTokenClient } from '../registries/acrTokens.js';
@@ -60,7 +60,7 @@ export class TokenIssuer {
 
   registry(host: string): RegistryEntry {
     const entry = this.catalog.find(host);
-    if (!entry) throw problems.notFound('unknown-registry', `Registry "${host}" is not in the broker's catalog.`);
+    if (!entry) throw errors.notFound('unknown-registry', `Registry "${host}" is not in the broker's catalog.`);
     return entry;
   }
 
@@ -74,11 +74,11 @@ export class TokenIssuer {
     const block = await this.blocks.find(caller.objectId);
     if (block) {
       // The reason is for operators (admin API, audit); the caller learns only that it is blocked.
-      throw problems.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}. Nothing was issued.`);
+      throw errors.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}. Nothing was issued.`);
     }
-    const decision = decide(caller, entry.host, request.scopes, await this.grants.active(), now);
+    const decision = decide(caller, entry.host, request.scopes, await this.grants.forCaller(caller), now);
     if (!decision.allowed) {
-      throw problems.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
+      throw errors.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
     }
     return { entry, grantIds: decision.grantIds, capSeconds: Math.min(this.maxTtlSeconds, decision.maxTtlSeconds ?? Infinity) };
   }
@@ -88,7 +88,7 @@ export class TokenIssuer {
     const { minted, credentialVersion } = await this.upstreamToken(entry, request.scopes);
     // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
     if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
-      throw problems.upstreamBroken(`${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows.`);
+      throw errors.upstreamBroken(`${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows.`);
     }
     return {
       entry,
@@ -119,7 +119,7 @@ export class TokenIssuer {
 function checked(entry: RegistryEntry, token: UpstreamToken, scopes: RepositoryScope[]): UpstreamToken {
   const check = checkUpstreamScope(token.token, scopes);
   if (check.kind === 'narrowed') {
-    throw problems.upstreamNarrowed(
+    throw errors.upstreamNarrowed(
       `${entry.host} granted less than the broker asked for; it withheld ${check.withheld.join(' ')}. The stored account lacks these rights at the registry. Nothing was issued.`,
     );
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { validated } from '../http/body.js';
-import { Problem, problems } from '../http/problem.js';
+import { BrokerError, errors } from '../errors.js';
 import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';
 
 /** The body of POST /v1/tokens, validated at the edge. */
@@ -32,7 +32,7 @@ export interface AskedFor {
   scopes: string[];
 }
 
-export type ReadTokenRequest = { ok: true; request: TokenRequest; asked: AskedFor } | { ok: false; problem: Problem; asked: AskedFor };
+export type ReadTokenRequest = { ok: true; request: TokenRequest; asked: AskedFor } | { ok: false; problem: BrokerError; asked: AskedFor };
 
 const NOTHING_READABLE: AskedFor = { registry: undefined, scopes: [] };
 
@@ -51,13 +51,13 @@ export async function readTokenRequest(text: () => Promise<string>): Promise<Rea
   try {
     value = JSON.parse(await text());
   } catch (error) {
-    const problem = error instanceof Problem ? error : problems.badRequest('The body is not valid JSON.');
+    const problem = error instanceof BrokerError ? error : errors.badRequest('The body is not valid JSON.');
     return { ok: false, problem, asked: NOTHING_READABLE };
   }
   const asked = askedFor(value);
   try {
     return { ok: true, request: validated(value, tokenRequestSchema), asked };
   } catch (error) {
-    return { ok: false, problem: error as Problem, asked };
+    return { ok: false, problem: error as BrokerError, asked };
   }
 }

@@ -1,6 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import { z } from 'zod';
-import { Problem, problems } from '../http/problem.js';
+import { errors, UpstreamRefused } from '../errors.js';
 import type { RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';
 import { tokenEndpointAnswer, upstreamFetch } from '../http/upstreamHttp.js';
@@ -43,7 +43,7 @@ export class AcrTokenClient {
     } catch (error) {
       // A cached refresh token the registry no longer takes (revoked, expired early) is worth one fresh
       // exchange within the same request; a just-exchanged one that is refused is a real refusal.
-      if (!(cached && error instanceof Problem && error.code === 'upstream-refused')) throw error;
+      if (!(cached && error instanceof UpstreamRefused)) throw error;
       return this.accessToken(entry, scopes, await this.refreshToken(entry, deadline), deadline);
     }
   }
@@ -67,7 +67,7 @@ export class AcrTokenClient {
       broken: (status) => `${entry.host} answered HTTP ${status} at /oauth2/token.`,
     });
     const parsed = accessSchema.safeParse(answer);
-    if (!parsed.success) throw problems.upstreamBroken(`${entry.host} gave no access token.`);
+    if (!parsed.success) throw errors.upstreamBroken(`${entry.host} gave no access token.`);
     const token = parsed.data.access_token;
     return { token, expiresAt: new Date(jwtExpiry(token) ?? requestedAt + FALLBACK_LIFETIME_MS) };
   }
@@ -90,7 +90,7 @@ export class AcrTokenClient {
       if (!accessToken) throw new Error('no token');
       entraToken = accessToken.token;
     } catch {
-      throw problems.dependencyDown('managed-identity', "The broker's managed identity could not get an Entra token for ACR.");
+      throw errors.dependencyDown('managed-identity', "The broker's managed identity could not get an Entra token for ACR.");
     }
     const form = new URLSearchParams({ grant_type: 'access_token', service: entry.host, tenant: this.tenantId, access_token: entraToken });
     const response = await upstreamFetch({ url: `${entry.baseUrl}/oauth2/exchange`, form, deadline, registry: entry.host, idempotent: true });
@@ -100,7 +100,7 @@ export class AcrTokenClient {
       broken: (status) => `${entry.host} answered HTTP ${status} at /oauth2/exchange.`,
     });
     const parsed = refreshSchema.safeParse(answer);
-    if (!parsed.success) throw problems.upstreamBroken(`${entry.host} gave no refresh token.`);
+    if (!parsed.success) throw errors.upstreamBroken(`${entry.host} gave no refresh token.`);
     const token = parsed.data.refresh_token;
     const expiresAt = jwtExpiry(token) ?? Date.now() + FALLBACK_LIFETIME_MS;
     const refresh = { token, useUntil: expiresAt - REFRESH_MARGIN_MS };

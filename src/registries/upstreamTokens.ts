@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import type { UpstreamCredential } from '../credentials/upstreamCredentials.js';
-import { Problem, problems } from '../http/problem.js';
+import { BrokerError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
@@ -48,7 +48,7 @@ export class UpstreamTokenMinter {
       ttlMs,
       staleMs: ttlMs,
       load: (entry) => this.discover(entry),
-      serveStaleOn: (error) => !(error instanceof Problem && error.code === 'realm-not-allowed'),
+      serveStaleOn: (error) => !(error instanceof BrokerError && error.code === 'realm-not-allowed'),
     });
   }
 
@@ -71,7 +71,7 @@ export class UpstreamTokenMinter {
       broken: (status) => `${entry.host}'s token service answered HTTP ${status}.`,
     });
     const parsed = tokenResponseSchema.safeParse(answer);
-    if (!parsed.success) throw problems.upstreamBroken(`${entry.host}'s token service gave no usable token.`);
+    if (!parsed.success) throw errors.upstreamBroken(`${entry.host}'s token service gave no usable token.`);
     const token = (parsed.data.token ?? parsed.data.access_token)!;
     const lifetimeMs = (parsed.data.expires_in ?? DEFAULT_LIFETIME_SECONDS) * 1000;
     return { token, expiresAt: new Date(Math.min(requestedAt + lifetimeMs, jwtExpiry(token) ?? Infinity)) };
@@ -86,7 +86,7 @@ export class UpstreamTokenMinter {
     const challenge = await readChallenge(entry);
     const refuse = (why: string): never => {
       this.log.error('token realm not allowed', { registry: entry.host, realmHost: hostOf(challenge.realm), why });
-      throw problems.realmNotAllowed(
+      throw errors.realmNotAllowed(
         `${entry.host} named a token realm the broker will not send its credential to (${why}). An operator can pin the entry's realm or list the realm's host in realmHosts.`,
       );
     };
@@ -124,7 +124,7 @@ async function readChallenge(entry: RegistryEntry): Promise<Challenge> {
   const realm = challenge?.params.get('realm');
   const service = challenge?.params.get('service');
   if (challenge?.scheme !== 'bearer' || !realm || service === undefined) {
-    throw problems.upstreamBroken(`${entry.host} does not use bearer token authentication.`);
+    throw errors.upstreamBroken(`${entry.host} does not use bearer token authentication.`);
   }
   return { realm, service };
 }

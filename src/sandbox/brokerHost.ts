@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { MAX_BODY_BYTES, dispatch, problemResponse } from '../http/dispatch.js';
-import { problems } from '../http/problem.js';
+import { errors } from '../errors.js';
 import { matchRoute } from '../http/routeTemplate.js';
 import type { ApiRequest, ApiResponse, Route } from '../http/types.js';
 import type { Logger } from '../logger.js';
@@ -21,7 +21,7 @@ function readBody(message: IncomingMessage): Promise<string> {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
         message.pause();
-        reject(problems.payloadTooLarge(MAX_BODY_BYTES));
+        reject(errors.payloadTooLarge(MAX_BODY_BYTES));
         return;
       }
       chunks.push(chunk);
@@ -63,7 +63,7 @@ export async function startBrokerHost<S>(routes: Route<S>[], services: S, log: L
         text: async () => {
           if (Number(message.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
             tooLarge = true;
-            throw problems.payloadTooLarge(MAX_BODY_BYTES);
+            throw errors.payloadTooLarge(MAX_BODY_BYTES);
           }
           try {
             body ??= await readBody(message);
@@ -78,7 +78,7 @@ export async function startBrokerHost<S>(routes: Route<S>[], services: S, log: L
       const path = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) : undefined;
       const match = path === undefined ? undefined : routes.map((route) => ({ route, params: matchRoute(route.route, path) })).find((m) => m.params);
       if (!match?.params) {
-        response = problemResponse(problems.notFound('no-such-route', `No route ${url.pathname}.`), requestId);
+        response = problemResponse(errors.notFound('no-such-route', `No route ${url.pathname}.`), requestId);
       } else {
         request.params = match.params;
         response = await dispatch(match.route, request, { services, log });

@@ -69,6 +69,6 @@ it('an admin change whose audit record cannot be written is not made (fail close
     audit.change({ requestId: 'r', actor, action: 'grant.delete', target: 'g' }, async () => {
       changed = true;
     }),
-  ).rejects.toMatchObject({ status: 503 });
+  ).rejects.toMatchObject({ kind: 'unavailable', code: 'audit-unavailable' });
   expect(changed).toBe(false);
 });

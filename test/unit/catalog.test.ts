@@ -85,10 +85,10 @@ describe('readJson', () => {
   it('refuses an oversized upstream body without reading it all', async () => {
     const { readJson } = await import('../../src/http/upstreamHttp.js');
     const huge = new Response(JSON.stringify({ token: 'x'.repeat(300_000) }));
-    await expect(readJson(huge, 'r.example')).rejects.toMatchObject({ status: 502, detail: 'r.example answered with an oversized body.' });
+    await expect(readJson(huge, 'r.example')).rejects.toMatchObject({ kind: 'upstream-failed', detail: 'r.example answered with an oversized body.' });
     const declared = new Response('{}', { headers: { 'content-length': String(10 * 1024 * 1024) } });
-    await expect(readJson(declared, 'r.example')).rejects.toMatchObject({ status: 502 });
+    await expect(readJson(declared, 'r.example')).rejects.toMatchObject({ kind: 'upstream-failed' });
     await expect(readJson(new Response('{"token":"t"}'), 'r.example')).resolves.toEqual({ token: 't' });
-    await expect(readJson(new Response('not json'), 'r.example')).rejects.toMatchObject({ status: 502 });
+    await expect(readJson(new Response('not json'), 'r.example')).rejects.toMatchObject({ kind: 'upstream-failed' });
   });
 });

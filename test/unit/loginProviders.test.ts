@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { acrTokenName, scopeMapActions, scopeMapName } from '../../src/credentials/login/acrScopeMap.js';
 import { DockerHubOatProvider } from '../../src/credentials/login/dockerHubOat.js';
-import { Problem } from '../../src/http/problem.js';
+import { BrokerError } from '../../src/errors.js';
+import { statusOf } from '../../src/http/problem.js';
 import { catalogSchema, RegistryCatalog } from '../../src/registries/catalog.js';
 import { parseScope, type RepositoryScope } from '../../src/registries/scope.js';
 
@@ -68,7 +69,7 @@ describe('dockerhub-oat scope check', () => {
       provider.check(scopes(...texts));
       return undefined;
     } catch (error) {
-      return error instanceof Problem ? `${error.status} ${error.code}` : String(error);
+      return error instanceof BrokerError ? `${statusOf(error)} ${error.code}` : String(error);
     }
   };
 

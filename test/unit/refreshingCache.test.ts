@@ -82,6 +82,58 @@ describe('RefreshingCache', () => {
     expect(await first).toBe('before');
     expect(await cache.get('k')).toBe('after');
   });
+
+  it('counts a value\'s age from when its load started, so a slow load cannot stretch the promise', async () => {
+    // Grants and blocks promise 30 s (TTL 15 + stale 15). A reload that starts at 15 s and takes 20 s
+    // read the table at 15 s at best: at 46 s its value is 31 s old and must not be served.
+    const time = clock();
+    let calls = 0;
+    const cache = new RefreshingCache<string, string>({
+      ttlMs: 15_000,
+      staleMs: 15_000,
+      now: time.now,
+      load: async () => {
+        calls += 1;
+        if (calls === 2) {
+          time.advance(20_000);
+          return 'slow';
+        }
+        if (calls > 2) throw new Error('down');
+        return 'first';
+      },
+    });
+    expect(await cache.get('k')).toBe('first');
+    time.advance(15_000);
+    expect(await cache.get('k')).toBe('slow');
+    expect(await cache.get('k')).toBe('slow');
+    time.advance(11_000);
+    await expect(cache.get('k')).rejects.toThrow('down');
+  });
+
+  it('gives up on a hung load at its deadline: stale value within the window, an error after it', async () => {
+    const time = clock();
+    let calls = 0;
+    const signals: (AbortSignal | undefined)[] = [];
+    const cache = new RefreshingCache<string, string>({
+      ttlMs: 1000,
+      staleMs: 5000,
+      timeoutMs: 50,
+      now: time.now,
+      load: (_key, signal) => {
+        calls += 1;
+        signals.push(signal);
+        return calls === 1 ? Promise.resolve('value') : new Promise<string>(() => undefined);
+      },
+    });
+    expect(await cache.get('k')).toBe('value');
+    time.advance(2000);
+    const started = Date.now();
+    expect(await cache.get('k')).toBe('value');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(signals[1]?.aborted).toBe(true);
+    time.advance(5000);
+    await expect(cache.get('k')).rejects.toThrow(/did not finish within 50 ms/);
+  });
 });
 
 describe('CallerRateLimit', () => {

@@ -1,6 +1,6 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
 import { z } from 'zod';
-import { Problem } from '../../http/problem.js';
+import { BrokerError } from '../../errors.js';
 import type { LoginPolicy } from '../../registries/catalog.js';
 import { formatScope, type Action, type RepositoryScope } from '../../registries/scope.js';
 import { jwtExpiry } from '../../registries/upstreamTokens.js';
@@ -130,7 +130,7 @@ export class DockerHubOatProvider implements LoginProvider {
     try {
       return await call(bearer);
     } catch (error) {
-      if (!(error instanceof Problem && error.reason === 'login-provider-refused:401')) throw error;
+      if (!(error instanceof BrokerError && error.reason === 'login-provider-refused:401')) throw error;
       this.session = undefined;
       return call(await this.bearer(deadline));
     }

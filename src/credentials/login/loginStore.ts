@@ -1,4 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
+import { azureStatus } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { guarded, tableReady } from '../../tables.js';
 import { loginProblems } from './loginProblems.js';
@@ -72,7 +73,7 @@ export class LoginCredentialStore {
       try {
         return toRow(await this.table.getEntity<Entity>(PARTITION, issuanceId));
       } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+        if (azureStatus(error) === 404) return undefined;
         throw error;
       }
     });

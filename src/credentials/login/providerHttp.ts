@@ -1,4 +1,4 @@
-import { Problem } from '../../http/problem.js';
+import { UpstreamTimeout } from '../../errors.js';
 import { readJson, retryAfterMs, upstreamFetch } from '../../http/upstreamHttp.js';
 import { loginProblems } from './loginProblems.js';
 
@@ -46,7 +46,7 @@ export async function providerCall(call: ProviderCall): Promise<ProviderAnswer> 
       registry: call.provider,
     });
   } catch (error) {
-    if (error instanceof Problem && error.status === 504) throw loginProblems.timeout(call.provider);
+    if (error instanceof UpstreamTimeout) throw loginProblems.timeout(call.provider);
     throw loginProblems.unavailable(`${call.provider} could not be reached.`);
   }
   if (call.tolerated?.includes(response.status)) {
@@ -72,7 +72,7 @@ export async function providerCall(call: ProviderCall): Promise<ProviderAnswer> 
   try {
     return { status: response.status, headers: response.headers, body: await readJson(response, call.provider) };
   } catch (error) {
-    if (error instanceof Problem && error.status === 504) throw loginProblems.timeout(call.provider);
+    if (error instanceof UpstreamTimeout) throw loginProblems.timeout(call.provider);
     throw loginProblems.broken(`${call.provider}'s answer could not be read.`);
   }
 }

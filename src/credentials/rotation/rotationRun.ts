@@ -1,5 +1,5 @@
 import { ulid } from '../../ids.js';
-import { Problem } from '../../http/problem.js';
+import { isDefinitiveAzureAnswer, UpstreamRefused } from '../../errors.js';
 import { errorSummary } from '../../logger.js';
 import type { RegistryEntry, RotationPolicy } from '../../registries/catalog.js';
 import type { UpstreamTokenMinter } from '../../registries/upstreamTokens.js';
@@ -17,12 +17,6 @@ export class VerificationFailed extends Error {}
 
 /** A crash simulated by `afterStep`: nothing more is recorded, exactly as if the process died. */
 export class Stopped extends Error {}
-
-/** Key Vault's definitive answers (gone, disabled, forbidden): retrying will not help. */
-function isDefinitive(error: unknown): boolean {
-  const status = (error as { statusCode?: number }).statusCode;
-  return status === 403 || status === 404;
-}
 
 const RELEASE = { owner: '', leaseUntil: 0 };
 
@@ -142,7 +136,7 @@ export class RotationRun {
       await within(this.budget.signal, this.ctx.minter.mint(this.ctx.entry, { ...credential, version: 'pending' }, []));
     } catch (error) {
       // Refused: the new credential does not work. Anything else (5xx, timeout) is retried later.
-      if (error instanceof Problem && error.code === 'upstream-refused') await this.abandon(`verification failed: ${error.detail}`);
+      if (error instanceof UpstreamRefused) await this.abandon(`verification failed: ${error.detail}`);
       throw error;
     }
     await this.write({ step: 'verified' }, `verified ${newRef}`);
@@ -196,7 +190,7 @@ export class RotationRun {
     try {
       return await this.ctx.vault.staged(this.ctx.secretName, this.state.pendingVersion, this.budget.signal);
     } catch (error) {
-      if (isDefinitive(error)) return this.abandon(`the staged credential can no longer be read (${errorSummary(error)})`);
+      if (isDefinitiveAzureAnswer(error)) return this.abandon(`the staged credential can no longer be read (${errorSummary(error)})`);
       throw error;
     }
   }

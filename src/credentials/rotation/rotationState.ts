@@ -1,7 +1,8 @@
 import type { TableClient, TransactionAction } from '@azure/data-tables';
+import { azureStatus } from '../../errors.js';
 import { ulid } from '../../ids.js';
 import { rowKey } from '../../audit/partitioning.js';
-import { tableReady, tableStatus } from '../../tables.js';
+import { tableReady } from '../../tables.js';
 import { within } from './callBudget.js';
 
 /**
@@ -107,13 +108,13 @@ export class RotationStateStore {
       const entity = await this.table.getEntity<Record<string, unknown>>(registry, STATE_ROW, { abortSignal });
       return { state: fromEntity(entity), etag: entity.etag };
     } catch (error) {
-      if (tableStatus(error) !== 404) throw error;
+      if (azureStatus(error) !== 404) throw error;
     }
     try {
       const created = await this.table.createEntity({ partitionKey: registry, rowKey: STATE_ROW, ...toEntity(IDLE) }, { abortSignal });
       return { state: { ...IDLE }, etag: created.etag ?? '' };
     } catch (error) {
-      if (tableStatus(error) === 409) return this.read(registry, abortSignal);
+      if (azureStatus(error) === 409) return this.read(registry, abortSignal);
       throw error;
     }
   }
@@ -140,7 +141,7 @@ export class RotationStateStore {
       const etag = result.getResponseForEntity(STATE_ROW)?.etag;
       return etag ? { state: next, etag } : this.read(registry, abortSignal);
     } catch (error) {
-      if (tableStatus(error) === 412) throw new LostRace();
+      if (azureStatus(error) === 412) throw new LostRace();
       throw error;
     }
   }

@@ -1,0 +1,21 @@
+/** The part of autocannon's programmatic API the load generator uses (the package ships no types). */
+declare module 'autocannon' {
+  interface Options {
+    url: string;
+    method: string;
+    headers: Record<string, string>;
+    body: string;
+    connections: number;
+    duration: number;
+    overallRate?: number;
+  }
+  interface Result {
+    requests: { total: number; average: number };
+    latency: { p50: number; p99: number };
+    statusCodeStats: Record<string, { count: number }>;
+    '2xx': number;
+    errors: number;
+    timeouts: number;
+  }
+  export default function autocannon(options: Options): Promise<Result>;
+}

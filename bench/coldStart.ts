@@ -1,0 +1,30 @@
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+
+/**
+ * A cold Functions worker, run by plain Node without tsx: import the built entry the way the host
+ * does, then answer one token request through the handler it registered. Registration is captured
+ * by replacing `app.http`, since outside the host @azure/functions registers nothing.
+ * Sends `{ importMs, answerMs, status }` as its ready message.
+ */
+type Handler = (request: unknown, context: unknown) => Promise<{ status?: number }>;
+
+const entry = process.env.BENCH_ENTRY!;
+const started = performance.now();
+const { default: functions } = await import('@azure/functions');
+const handlers = new Map<string, Handler>();
+functions.app.http = ((name: string, options: { handler: Handler }) => void handlers.set(name, options.handler)) as typeof functions.app.http;
+functions.app.timer = (() => undefined) as typeof functions.app.timer;
+await import(pathToFileURL(entry).href);
+const imported = performance.now();
+const request = new functions.HttpRequest({
+  method: 'POST',
+  url: 'http://127.0.0.1/api/v1/tokens',
+  headers: { authorization: `Bearer ${process.env.BENCH_BEARER}`, 'content-type': 'application/json' },
+  body: { string: JSON.stringify({ registry: process.env.BENCH_REGISTRY, scopes: ['repository:bench/cold:pull'] }) },
+});
+const context = new functions.InvocationContext({ invocationId: 'cold-start', functionName: 'tokens', logHandler: () => undefined });
+const response = await handlers.get('tokens')!(request, context);
+const answered = performance.now();
+process.send!({ ready: { importMs: imported - started, answerMs: answered - imported, status: response.status ?? 200 } });
+process.on('disconnect', () => process.exit(0));
