@@ -6,15 +6,19 @@
  *   of the dependency does not become an outage of the broker, but a long one does;
  * - ages count from when a load *started*: what it read can be no newer than that, so a slow load
  *   never stretches how old a served value may be;
- * - with `timeoutMs`, a load that has not finished by then fails (its signal aborts), so nobody waits
- *   on a hung dependency for longer than that.
+ * - with `waitMs`, a reader waits that long for a load, then takes the stale value or the error, so
+ *   nobody waits long on a hung dependency; the load itself may go on (a big table is slow to read,
+ *   and a cold instance has nothing else) until `timeoutMs`, when its signal aborts and it fails.
  * Keys come from configuration (catalog entries, tenants), so the key set is small and bounded.
  */
 export interface RefreshingCacheOptions<K, V> {
   ttlMs: number;
   staleMs: number;
   load: (key: K, signal: AbortSignal | undefined) => Promise<V>;
+  /** How long a load may take before it fails. */
   timeoutMs?: number;
+  /** How long a reader waits for a load (at most timeoutMs). */
+  waitMs?: number;
   /** Whether a failed load may fall back to the stale value; false for definitive answers ("deleted"). */
   serveStaleOn?: (error: unknown) => boolean;
   now?: () => number;
@@ -40,7 +44,7 @@ export class RefreshingCache<K, V> {
     const age = entry ? this.now() - entry.loadedAt : Infinity;
     if (entry && age < this.options.ttlMs) return entry.value;
     try {
-      return await this.reload(key);
+      return await this.waitFor(this.reload(key));
     } catch (error) {
       const mayServeStale = this.options.serveStaleOn?.(error) ?? true;
       if (!mayServeStale) this.entries.delete(key);
@@ -83,6 +87,16 @@ export class RefreshingCache<K, V> {
       this.options.load(key, signal),
       new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new LoadTimeout(timeoutMs)), { once: true })),
     ]);
+  }
+
+  private waitFor(loading: Promise<V>): Promise<V> {
+    const { waitMs } = this.options;
+    if (waitMs === undefined) return loading;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LoadTimeout(waitMs)), waitMs);
+    });
+    return Promise.race([loading, waited]).finally(() => clearTimeout(timer));
   }
 }
 

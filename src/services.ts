@@ -53,13 +53,13 @@ export interface Services {
   adminAudit: AdminAuditLog;
   health: HealthCheck;
   rotation: RotationEngine;
-  /** Another engine over the same stores (tests: a second instance, a restart after a crash). */
-  makeRotationEngine(options?: RotationEngineOverrides): RotationEngine;
+  /** What a rotation engine is built from: the sandbox builds more engines over the same stores. */
+  rotationParts: RotationParts;
 }
 
-export type RotationEngineOverrides = Partial<Pick<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>>;
+export type RotationParts = Omit<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>;
 
-export function createServices(config: BrokerConfig, log: Logger, rotationOverrides: RotationEngineOverrides = {}): Services {
+export function createServices(config: BrokerConfig, log: Logger): Services {
   // The broker's own system-assigned identity: Key Vault, and Table Storage when reached by endpoint.
   const identity = new ManagedIdentityCredential();
   const localVault = isLoopbackUrl(new URL(config.keyVaultUrl));
@@ -101,21 +101,19 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
   const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES, indexTable), indexMarker);
   const failedAuthentications = new FailedAuthentications(issuancesTable, log);
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
-  const makeRotationEngine = (overrides: RotationEngineOverrides = {}) =>
-    new RotationEngine({
-      entries: catalog.entries(),
-      state: rotationState,
-      vault: new CredentialVault(secrets),
-      providerFor: (_entry, policy) => {
-        if (policy.provider === 'dockerhub') return new DockerHubProvider(policy, secrets);
-        if (policy.provider === 'acr-token') return new AcrTokenProvider(policy, identity);
-        return undefined;
-      },
-      minter,
-      log,
-      onStored: (secretName) => credentials.invalidate(secretName),
-      ...overrides,
-    });
+  const rotationParts: RotationParts = {
+    entries: catalog.entries(),
+    state: rotationState,
+    vault: new CredentialVault(secrets),
+    providerFor: (_entry, policy) => {
+      if (policy.provider === 'dockerhub') return new DockerHubProvider(policy, secrets);
+      if (policy.provider === 'acr-token') return new AcrTokenProvider(policy, identity);
+      return undefined;
+    },
+    minter,
+    log,
+    onStored: (secretName) => credentials.invalidate(secretName),
+  };
   return {
     config,
     log,
@@ -139,7 +137,7 @@ export function createServices(config: BrokerConfig, log: Logger, rotationOverri
     issuanceSearch: new IssuanceSearch(issuancesTable, indexTable, indexMarker),
     adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
     health: new HealthCheck(grantsTable, secrets, metadata),
-    rotation: makeRotationEngine(rotationOverrides),
-    makeRotationEngine,
+    rotation: new RotationEngine(rotationParts),
+    rotationParts,
   };
 }

@@ -1,7 +1,7 @@
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { tableReady } from '../tables.js';
+import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 

@@ -3,7 +3,7 @@ import { azureStatus } from '../errors.js';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { ulid } from '../ids.js';
 import { errorSummary, type Logger } from '../logger.js';
-import { tableReady } from '../tables.js';
+import { tableReady } from '../tableStore.js';
 import { toEntityFields } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
 import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';

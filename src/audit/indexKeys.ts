@@ -1,7 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
-import { tableReady } from '../tables.js';
+import { tableReady } from '../tableStore.js';
 import type { IssuanceRecord } from './issuanceRecord.js';
 
 /**

@@ -7,7 +7,8 @@
 /** Issuances can come in thousands per second; admin actions are rare and fit one partition an hour. */
 export const ISSUANCE_SHARDS = 8;
 export const ADMIN_AUDIT_SHARDS = 1;
-const MAX_MILLIS = 9_999_999_999_999;
+
+export { invertedTime, newestFirstKey as rowKey } from '../timeKeys.js';
 
 function pad(value: number, width: number): string {
   return String(value).padStart(width, '0');
@@ -19,15 +20,6 @@ export function hourBucket(time: Date): string {
 
 export function partitionKey(time: Date, shard: number): string {
   return `${hourBucket(time)}-${shard}`;
-}
-
-/** The row-key prefix for a moment: later moments sort first. */
-export function invertedTime(time: Date): string {
-  return pad(MAX_MILLIS - time.getTime(), 13);
-}
-
-export function rowKey(time: Date, id: string): string {
-  return `${invertedTime(time)}-${id}`;
 }
 
 /** Hour buckets from the one holding `to` back to the one holding `from`, newest first. */

@@ -22,11 +22,12 @@ export interface UpstreamCredentialsOptions {
 class SecretMissing extends Error {}
 
 /**
- * A Key Vault read (its SDK retries included) that has not finished by then fails, and a cached
- * credential is served stale if there is one: a request waits at most this long for Key Vault,
- * well inside the 5 s in which every request answers.
+ * A request waits at most this long for Key Vault (its SDK retries included), then takes a cached
+ * credential if one is fresh enough or answers 503: well inside the 5 s in which every request
+ * answers. The read itself may go on until READ_DEADLINE_MS, and what it reads is kept.
  */
-const READ_DEADLINE_MS = 2500;
+const WAIT_MS = 2500;
+const READ_DEADLINE_MS = 10_000;
 
 /**
  * Reads `{"username","password"}` secrets from Key Vault with the broker's own identity. Cached per
@@ -45,6 +46,7 @@ export class UpstreamCredentials {
       ttlMs: options.cacheMs,
       staleMs: options.staleMs,
       timeoutMs: READ_DEADLINE_MS,
+      waitMs: WAIT_MS,
       load: (name, signal) => this.read(name, signal),
       // A secret that was deleted, disabled or expired must stop issuance at once, not after the stale window.
       serveStaleOn: (error) => !(error instanceof SecretMissing),

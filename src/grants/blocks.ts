@@ -2,8 +2,8 @@ import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
-import { guarded, tableReady } from '../tables.js';
-import { TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { guarded, tableReady } from '../tableStore.js';
+import { REFRESH_DEADLINE_MS, TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 /** An operator's deny for one identity. Blocks win over every grant. */
 export interface Block {
@@ -41,7 +41,8 @@ export class BlockStore {
     this.cache = new RefreshingCache({
       ttlMs: CACHE_TTL_MS,
       staleMs: CACHE_STALE_MS,
-      timeoutMs: TABLE_DEADLINE_MS,
+      timeoutMs: REFRESH_DEADLINE_MS,
+      waitMs: TABLE_DEADLINE_MS,
       load: (_key, signal) => this.refresh(signal),
     });
   }

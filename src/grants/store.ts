@@ -3,9 +3,9 @@ import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
-import { guarded, tableReady } from '../tables.js';
+import { guarded, tableReady } from '../tableStore.js';
 import { grantBodySchema, type Grant } from './model.js';
-import { TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { REFRESH_DEADLINE_MS, TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 export interface StoredGrant {
   grant: Grant;
@@ -82,7 +82,8 @@ export class GrantStore {
     this.cache = new RefreshingCache({
       ttlMs: CACHE_TTL_MS,
       staleMs: CACHE_STALE_MS,
-      timeoutMs: TABLE_DEADLINE_MS,
+      timeoutMs: REFRESH_DEADLINE_MS,
+      waitMs: TABLE_DEADLINE_MS,
       now: this.now,
       load: (_key, signal) => this.refresh(signal),
     });

@@ -13,6 +13,13 @@ export const VERSION_ROW = '~version';
 /** A read or write that has not finished by then fails: callers answer 503 instead of waiting. */
 export const TABLE_DEADLINE_MS = 4000;
 
+/**
+ * A cache refresh may read the whole partition, which for a large organisation takes a while: it
+ * goes on this long in the background while readers stop waiting for it at TABLE_DEADLINE_MS. It
+ * is also how long a refresh stuck on a dead connection can delay recovery.
+ */
+export const REFRESH_DEADLINE_MS = 15_000;
+
 export function deadline(): AbortSignal {
   return AbortSignal.timeout(TABLE_DEADLINE_MS);
 }

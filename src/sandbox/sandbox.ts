@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { loadConfig, type BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { routes } from '../routes.js';
-import { createServices, type RotationEngineOverrides, type Services } from '../services.js';
+import { RotationEngine, type RotationEngineOptions } from '../credentials/rotation/rotationEngine.js';
+import { createServices, type Services } from '../services.js';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startBrokerHost, type BrokerHost } from './brokerHost.js';
 import { dockerRegistryAvailable, startDockerRegistry, type DockerRegistry } from './dockerRegistry.js';
@@ -42,8 +43,13 @@ export interface Sandbox {
   dockerHub: DockerHubApi | undefined;
   arm: ArmStandIn | undefined;
   identity(name: string, roles?: string[]): ManagedIdentity;
+  /** Another rotation engine over the same stores (a second instance, a restart after a crash). */
+  rotationEngine(overrides?: RotationEngineOverrides): RotationEngine;
   close(): Promise<void>;
 }
+
+/** Test seams of a rotation engine: its clock, identity, lease and a hook after each recorded step. */
+export type RotationEngineOverrides = Partial<Pick<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>>;
 
 export interface SandboxOptions {
   log: Logger;
@@ -178,7 +184,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       ...Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)),
     };
     const config = loadConfig(env);
-    const services = createServices(config, options.log, options.rotationOverrides);
+    const services = createServices(config, options.log);
+    const rotationEngine = (overrides: RotationEngineOverrides = {}) => new RotationEngine({ ...services.rotationParts, ...overrides });
+    // The test seams (a clock, crash points) go into engines the sandbox builds, never into Services.
+    if (options.rotationOverrides) services.rotation = rotationEngine(options.rotationOverrides);
     const broker = await startBrokerHost(routes, services, options.log, options.brokerPort ?? 0);
     started.push(broker);
 
@@ -197,6 +206,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       registryPassword,
       dockerHub,
       arm,
+      rotationEngine,
       identity: (name, roles) => {
         const identity: ManagedIdentity = { name, objectId: randomUUID(), clientId: randomUUID(), ...(roles ? { roles } : {}) };
         entra.register(identity);

@@ -34,7 +34,7 @@ async function expectCompleteTrail(rotationId: string) {
 
 describe.each<CompletedStep>(['upstream-create', 'create', 'verify', 'store', 'revoke'])('stopped after %s', (step) => {
   it('resumes on another instance and ends with one working credential', async () => {
-    const crashed = h.sandbox.services.makeRotationEngine({
+    const crashed = h.sandbox.rotationEngine({
       now: clock.now,
       instanceId: `crashing-${step}`,
       afterStep: async (completed) => {
@@ -50,7 +50,7 @@ describe.each<CompletedStep>(['upstream-create', 'create', 'verify', 'store', 'r
       await expect(first).rejects.toThrow(new RegExp(`process died after ${step}`));
     }
 
-    const successor = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: `successor-${step}` });
+    const successor = h.sandbox.rotationEngine({ now: clock.now, instanceId: `successor-${step}` });
     // While the crashed instance's lease lasts, nobody else touches the rotation.
     if (step === 'upstream-create' || step === 'create' || step === 'verify') {
       expect(await successor.rotate(host, { force: false })).toMatchObject({ outcome: 'busy' });
@@ -98,7 +98,7 @@ describe('concurrent runs', () => {
   });
 
   it('two instances resuming the same interrupted rotation: one finishes it, nothing is left behind', async () => {
-    const crashed = h.sandbox.services.makeRotationEngine({
+    const crashed = h.sandbox.rotationEngine({
       now: clock.now,
       instanceId: 'crashed',
       afterStep: async (completed) => {
@@ -107,8 +107,8 @@ describe('concurrent runs', () => {
     });
     await expect(crashed.rotate(host, { force: true })).rejects.toThrow('died');
     clock.advanceMinutes(LEASE_MINUTES + 1);
-    const a = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'resume-a' });
-    const b = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'resume-b' });
+    const a = h.sandbox.rotationEngine({ now: clock.now, instanceId: 'resume-a' });
+    const b = h.sandbox.rotationEngine({ now: clock.now, instanceId: 'resume-b' });
     const created = h.sandbox.dockerHub!.createdCount();
     const reports = await Promise.all([a.rotate(host, { force: false }), b.rotate(host, { force: false })]);
     expect(reports.map((r) => r.outcome).sort()).toEqual(['busy', 'in-grace']);
@@ -121,8 +121,8 @@ describe('concurrent runs', () => {
 
 describe('two engines at once', () => {
   it('exactly one rotation happens', async () => {
-    const a = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'a' });
-    const b = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'b' });
+    const a = h.sandbox.rotationEngine({ now: clock.now, instanceId: 'a' });
+    const b = h.sandbox.rotationEngine({ now: clock.now, instanceId: 'b' });
     const created = h.sandbox.dockerHub!.createdCount();
     const before = h.sandbox.keyVault.versions('sandbox-registry').length;
     const reports = await Promise.all([a.rotate(host, { force: true }), b.rotate(host, { force: true })]);

@@ -69,7 +69,7 @@ describe('a rotation while callers keep asking for tokens', () => {
     // Paced by traffic: some requests are answered while the rotation is under way (after verify,
     // before the switch), and some are sent only after the new version is stored. The second of
     // two answers after a step was sent after it.
-    const engine = h.sandbox.services.makeRotationEngine({
+    const engine = h.sandbox.rotationEngine({
       now: clock.now,
       afterStep: async (step) => {
         if (step === 'verify' || step === 'store' || step === 'revoke') await traffic.answered(2);

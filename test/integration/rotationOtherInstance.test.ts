@@ -51,7 +51,7 @@ it('the other instance issues with its cached old credential during grace, and w
   const old = storedCredential(h);
   let cachedBy = 0;
   const seen: Record<string, { status: number; version: unknown }> = {};
-  const engine = h.sandbox.services.makeRotationEngine({
+  const engine = h.sandbox.rotationEngine({
     now: clock.now,
     afterStep: async (step) => {
       // Before the switch the other instance caches the old credential; right after it, still holds it.

@@ -51,7 +51,7 @@ export function stallingEngine(h: Harness, now: () => number, step: CompletedSte
   let release!: () => void;
   const stalled = new Promise<void>((resolve) => (reached = resolve));
   const resumed = new Promise<void>((resolve) => (release = resolve));
-  const engine = h.sandbox.services.makeRotationEngine({
+  const engine = h.sandbox.rotationEngine({
     now,
     instanceId,
     afterStep: async (completed) => {
@@ -107,7 +107,7 @@ export function describeStalledInstance(rotation: 'dockerhub' | 'acr-token', lea
       expect(strayOfA).toHaveLength(1);
 
       clock.advanceMinutes(leaseMinutes + 1);
-      const b = h.sandbox.services.makeRotationEngine({ now: clock.now, instanceId: 'successor-b' });
+      const b = h.sandbox.rotationEngine({ now: clock.now, instanceId: 'successor-b' });
       expect(await b.rotate(host, { force: false })).toMatchObject({ outcome: 'in-grace' });
       const current = storedCredential(h);
       expect(current.version).not.toBe(old.version);

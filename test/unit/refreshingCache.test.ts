@@ -134,6 +134,23 @@ describe('RefreshingCache', () => {
     time.advance(5000);
     await expect(cache.get('k')).rejects.toThrow(/did not finish within 50 ms/);
   });
+
+  it('stops a reader waiting at waitMs, but keeps what the slow load reads for the next one', async () => {
+    let release!: (value: string) => void;
+    const cache = new RefreshingCache<string, string>({
+      ttlMs: 60_000,
+      staleMs: 0,
+      timeoutMs: 10_000,
+      waitMs: 50,
+      load: () => new Promise((resolve) => (release = resolve)),
+    });
+    const started = Date.now();
+    await expect(cache.get('k')).rejects.toThrow(/did not finish within 50 ms/);
+    expect(Date.now() - started).toBeLessThan(1000);
+    release('slow but good');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await cache.get('k')).toBe('slow but good');
+  });
 });
 
 describe('CallerRateLimit', () => {

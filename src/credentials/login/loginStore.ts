@@ -1,7 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { guarded, tableReady } from '../../tables.js';
+import { guarded, tableReady } from '../../tableStore.js';
 import { loginProblems } from './loginProblems.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { azureStatus } from '../../errors.js';
 import { ulid } from '../../ids.js';
-import { rowKey } from '../../audit/partitioning.js';
-import { tableReady } from '../../tables.js';
+import { newestFirstKey } from '../../timeKeys.js';
+import { tableReady } from '../../tableStore.js';
 import { within } from './callBudget.js';
 
 /**
@@ -134,7 +134,7 @@ export class RotationStateStore {
     const time = new Date();
     const actions: TransactionAction[] = [['update', { partitionKey: registry, rowKey: STATE_ROW, ...toEntity(next) }, 'Replace', { etag: from.etag }]];
     if (trail) {
-      actions.push(['create', { partitionKey: registry, rowKey: `trail-${rowKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }]);
+      actions.push(['create', { partitionKey: registry, rowKey: `trail-${newestFirstKey(time, ulid())}`, time, from: from.state.step, to: next.step, ...trail }]);
     }
     try {
       const result = await this.table.submitTransaction(actions, { abortSignal });
