@@ -6,9 +6,10 @@
  *   of the dependency does not become an outage of the broker, but a long one does;
  * - ages count from when a load *started*: what it read can be no newer than that, so a slow load
  *   never stretches how old a served value may be;
- * - with `waitMs`, a reader waits that long for a load, then takes the stale value or the error, so
- *   nobody waits long on a hung dependency; the load itself may go on (a big table is slow to read,
- *   and a cold instance has nothing else) until `timeoutMs`, when its signal aborts and it fails.
+ * - with `waitMs`, a reader waits that long for a load, then takes the error, so nobody waits long
+ *   on a hung dependency; with `staleWaitMs`, a reader that has a stale value to fall back on waits
+ *   only that long before taking it. The load itself may go on (a big table is slow to read, and a
+ *   cold instance has nothing else) until `timeoutMs`, when its signal aborts and it fails.
  * Keys come from configuration (catalog entries, tenants), so the key set is small and bounded.
  */
 export interface RefreshingCacheOptions<K, V> {
@@ -17,8 +18,10 @@ export interface RefreshingCacheOptions<K, V> {
   load: (key: K, signal: AbortSignal | undefined) => Promise<V>;
   /** How long a load may take before it fails. */
   timeoutMs?: number;
-  /** How long a reader waits for a load (at most timeoutMs). */
+  /** How long a reader waits for a load when nothing cached could answer instead. */
   waitMs?: number;
+  /** How long a reader waits for a reload when the stale value could answer instead. */
+  staleWaitMs?: number;
   /** Whether a failed load may fall back to the stale value; false for definitive answers ("deleted"). */
   serveStaleOn?: (error: unknown) => boolean;
   now?: () => number;
@@ -43,12 +46,13 @@ export class RefreshingCache<K, V> {
     const entry = this.entries.get(key);
     const age = entry ? this.now() - entry.loadedAt : Infinity;
     if (entry && age < this.options.ttlMs) return entry.value;
+    const canServeStale = entry !== undefined && age < this.options.ttlMs + this.options.staleMs;
     try {
-      return await this.waitFor(this.reload(key));
+      return await this.waitFor(this.reload(key), canServeStale ? (this.options.staleWaitMs ?? this.options.waitMs) : this.options.waitMs);
     } catch (error) {
       const mayServeStale = this.options.serveStaleOn?.(error) ?? true;
       if (!mayServeStale) this.entries.delete(key);
-      else if (entry && age < this.options.ttlMs + this.options.staleMs) return entry.value;
+      else if (canServeStale) return entry.value;
       throw error;
     }
   }
@@ -89,8 +93,7 @@ export class RefreshingCache<K, V> {
     ]);
   }
 
-  private waitFor(loading: Promise<V>): Promise<V> {
-    const { waitMs } = this.options;
+  private waitFor(loading: Promise<V>, waitMs: number | undefined): Promise<V> {
     if (waitMs === undefined) return loading;
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<never>((_, reject) => {

@@ -11,6 +11,8 @@ const MAX_BATCH = 100;
 const LINGER_MS = 2;
 /** A write that has not answered by then answers 503: a hung Table must not hold a request for long. */
 const WRITE_DEADLINE_MS = 4_000;
+/** However little of a request's budget is left, its write gets this long. */
+const MIN_WRITE_MS = 1_000;
 
 /** Where a record is also found: `<key>|<record's row key>` rows in the index table (see indexKeys.ts). */
 export interface IndexEntries {
@@ -20,6 +22,8 @@ export interface IndexEntries {
 }
 
 interface Pending {
+  /** When the request waiting on this record must have its answer (epoch ms). */
+  deadline: number;
   record: TableEntity;
   pointers: TableEntity[];
   resolve: () => void;
@@ -67,7 +71,8 @@ export class AuditWriter {
     this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
   }
 
-  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries): Promise<void> {
+  /** `deadline`: when the waiting request must answer; the write gives up in time for it (at most 4 s). */
+  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries, deadline = Date.now() + WRITE_DEADLINE_MS): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
     const pointerCount = this.indexTable ? (index?.keys.length ?? 0) : 0;
     let batch = this.open.get(bucket);
@@ -86,7 +91,7 @@ export class AuditWriter {
     const row = rowKey(time, id);
     const pointers = pointerCount > 0 ? index!.keys.map((key) => ({ partitionKey: batch.partitionKey, rowKey: `${key}|${row}`, ...index!.fields })) : [];
     const open = batch;
-    const written = new Promise<void>((resolve, reject) => open.items.push({ record: { partitionKey: open.partitionKey, rowKey: row, ...fields }, pointers, resolve, reject }));
+    const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record: { partitionKey: open.partitionKey, rowKey: row, ...fields }, pointers, resolve, reject }));
     open.pointers += pointers.length;
     if (open.items.length >= MAX_BATCH || open.pointers >= MAX_BATCH) this.flush(bucket);
     return written;
@@ -102,7 +107,8 @@ export class AuditWriter {
 
   private async submit(items: Pending[]): Promise<void> {
     try {
-      const abortSignal = AbortSignal.timeout(WRITE_DEADLINE_MS);
+      const until = Math.min(...items.map((item) => item.deadline));
+      const abortSignal = AbortSignal.timeout(Math.min(WRITE_DEADLINE_MS, Math.max(MIN_WRITE_MS, until - Date.now())));
       const pointers = items.flatMap((item) => item.pointers);
       if (pointers.length > 0) {
         await this.indexReady();

@@ -13,10 +13,11 @@ export class IssuanceLog {
     private readonly marker: IndexMarker,
   ) {}
 
-  record(record: IssuanceRecord): Promise<void> {
+  /** `deadline`: when the request waiting on this record must answer (epoch ms). */
+  record(record: IssuanceRecord, deadline?: number): Promise<void> {
     this.marker.ensure();
     // Issued records travel in transactions of their own: a burst of denials can never fail an issuance.
     const index = { keys: issuanceIndexKeys(record), fields: pointerFields(record) };
-    return this.writer.write(record.time, record.issuanceId, toEntityFields(issuanceRecordSchema, record), record.outcome === 'issued' ? 'issued' : 'refused', index);
+    return this.writer.write(record.time, record.issuanceId, toEntityFields(issuanceRecordSchema, record), record.outcome === 'issued' ? 'issued' : 'refused', index, deadline);
   }
 }

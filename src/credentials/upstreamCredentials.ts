@@ -22,11 +22,13 @@ export interface UpstreamCredentialsOptions {
 class SecretMissing extends Error {}
 
 /**
- * A request waits at most this long for Key Vault (its SDK retries included), then takes a cached
- * credential if one is fresh enough or answers 503: well inside the 5 s in which every request
- * answers. The read itself may go on until READ_DEADLINE_MS, and what it reads is kept.
+ * A request waits at most WAIT_MS for Key Vault (its SDK retries included) when no credential is
+ * cached, and STALE_WAIT_MS when a stale one (within CREDENTIAL_STALE_SECONDS) can answer; then it
+ * takes the stale credential or answers 503, well inside the 5 s in which every request answers.
+ * The read itself may go on until READ_DEADLINE_MS, and what it reads is kept.
  */
 const WAIT_MS = 2500;
+const STALE_WAIT_MS = 500;
 const READ_DEADLINE_MS = 10_000;
 
 /**
@@ -47,6 +49,7 @@ export class UpstreamCredentials {
       staleMs: options.staleMs,
       timeoutMs: READ_DEADLINE_MS,
       waitMs: WAIT_MS,
+      staleWaitMs: STALE_WAIT_MS,
       load: (name, signal) => this.read(name, signal),
       // A secret that was deleted, disabled or expired must stop issuance at once, not after the stale window.
       serveStaleOn: (error) => !(error instanceof SecretMissing),

@@ -3,7 +3,7 @@ import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import { guarded, tableReady } from '../tableStore.js';
-import { REFRESH_DEADLINE_MS, TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { COLD_WAIT_MS, REFRESH_DEADLINE_MS, STALE_WAIT_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 /** An operator's deny for one identity. Blocks win over every grant. */
 export interface Block {
@@ -42,7 +42,8 @@ export class BlockStore {
       ttlMs: CACHE_TTL_MS,
       staleMs: CACHE_STALE_MS,
       timeoutMs: REFRESH_DEADLINE_MS,
-      waitMs: TABLE_DEADLINE_MS,
+      waitMs: COLD_WAIT_MS,
+      staleWaitMs: STALE_WAIT_MS,
       load: (_key, signal) => this.refresh(signal),
     });
   }

@@ -5,7 +5,7 @@ import { RefreshingCache } from '../refreshingCache.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { guarded, tableReady } from '../tableStore.js';
 import { grantBodySchema, type Grant } from './model.js';
-import { REFRESH_DEADLINE_MS, TABLE_DEADLINE_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { COLD_WAIT_MS, REFRESH_DEADLINE_MS, STALE_WAIT_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 export interface StoredGrant {
   grant: Grant;
@@ -83,7 +83,8 @@ export class GrantStore {
       ttlMs: CACHE_TTL_MS,
       staleMs: CACHE_STALE_MS,
       timeoutMs: REFRESH_DEADLINE_MS,
-      waitMs: TABLE_DEADLINE_MS,
+      waitMs: COLD_WAIT_MS,
+      staleWaitMs: STALE_WAIT_MS,
       now: this.now,
       load: (_key, signal) => this.refresh(signal),
     });

@@ -11,14 +11,18 @@ import { azureStatus } from '../errors.js';
 export const VERSION_ROW = '~version';
 
 /** A read or write that has not finished by then fails: callers answer 503 instead of waiting. */
-export const TABLE_DEADLINE_MS = 4000;
+const TABLE_DEADLINE_MS = 4000;
 
 /**
- * A cache refresh may read the whole partition, which for a large organisation takes a while: it
- * goes on this long in the background while readers stop waiting for it at TABLE_DEADLINE_MS. It
- * is also how long a refresh stuck on a dead connection can delay recovery.
+ * Cache refreshes of grants and blocks. A refresh may read the whole partition, which for a large
+ * organisation takes a while: it goes on in the background for up to REFRESH_DEADLINE_MS (also how
+ * long one stuck on a dead connection can delay recovery). A reader waits for it COLD_WAIT_MS when
+ * nothing is cached, and STALE_WAIT_MS when the stale list (within the 30 s promise) can answer, so
+ * that a slow or hung table adds little to a request that also has its audit write to make.
  */
 export const REFRESH_DEADLINE_MS = 15_000;
+export const COLD_WAIT_MS = 2000;
+export const STALE_WAIT_MS = 250;
 
 export function deadline(): AbortSignal {
   return AbortSignal.timeout(TABLE_DEADLINE_MS);

@@ -18,6 +18,9 @@ export interface RequestFacts {
   receivedAt: Date;
 }
 
+/** Every token request answers within this, whichever dependency hangs (DESIGN: a quick 503, not a stuck build). */
+const ANSWER_WITHIN_MS = 4_500;
+
 export type Authentication = { caller: CallerIdentity } | { failure: BrokerError };
 
 export type ExchangeOutcome = { issued: IssuedToken } | { login: IssuedLogin } | { refused: BrokerError };
@@ -80,7 +83,7 @@ export class TokenExchange {
     }
     const finished = record.finish();
     try {
-      await this.issuances.record(finished);
+      await this.issuances.record(finished, facts.receivedAt.getTime() + ANSWER_WITHIN_MS);
     } catch (auditError) {
       const problem = asBrokerError(auditError);
       observe({ ...finished, outcome: 'failed', reason: problem.reason }, finished.latencyMs);

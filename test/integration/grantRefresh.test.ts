@@ -82,7 +82,7 @@ describe('grant refresh', () => {
     expect((await writer.list()).map((stored) => stored.grant.id)).not.toContain('~version');
   });
 
-  it('keeps the 30 s promise while the table hangs: stale grants until 30 s after the last load began, then 503, each within the deadline', async () => {
+  it('keeps the 30 s promise while the table hangs: stale grants (quickly) until 30 s after the last load began, then 503 in bounded time', async () => {
     tableName = `grants${randomUUID().slice(0, 8)}`;
     const writer = new GrantStore(client(azurite.port), log);
     const caller = { objectId: randomUUID(), appId: undefined };
@@ -94,9 +94,10 @@ describe('grant refresh', () => {
     proxy.stall();
     try {
       time.advance(20_000);
+      // Within the promise the stale list answers after a short wait, leaving the request time for its audit write.
       let started = Date.now();
       expect((await reader.forCaller(caller)).map((g) => g.id)).toEqual(['hung']);
-      expect(Date.now() - started).toBeLessThan(5000);
+      expect(Date.now() - started).toBeLessThan(1500);
       time.advance(10_000);
       started = Date.now();
       const error = await reader.forCaller(caller).then(() => undefined, (failure: unknown) => failure);

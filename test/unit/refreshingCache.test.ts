@@ -151,6 +151,30 @@ describe('RefreshingCache', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(await cache.get('k')).toBe('slow but good');
   });
+
+  it('waits only staleWaitMs for a reload when the stale value can answer, waitMs when nothing can', async () => {
+    const time = clock();
+    let calls = 0;
+    const cache = new RefreshingCache<string, string>({
+      ttlMs: 1000,
+      staleMs: 5000,
+      timeoutMs: 10_000,
+      waitMs: 1500,
+      staleWaitMs: 20,
+      now: time.now,
+      load: () => (++calls === 1 ? Promise.resolve('first') : new Promise<string>(() => undefined)),
+    });
+    await cache.get('k');
+    time.advance(2000);
+    let started = Date.now();
+    expect(await cache.get('k')).toBe('first');
+    // Far below waitMs even on a busy machine.
+    expect(Date.now() - started).toBeLessThan(1000);
+    time.advance(5000);
+    started = Date.now();
+    await expect(cache.get('k')).rejects.toThrow(/within 1500 ms/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  });
 });
 
 describe('CallerRateLimit', () => {
