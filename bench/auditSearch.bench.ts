@@ -10,13 +10,15 @@ import { startAzurite } from '../src/sandbox/azurite.js';
 import { createTableClient } from '../src/tables.js';
 
 /**
- * Audit search at scale (issue 15): AUDIT_BENCH_RECORDS issuances (default 1,000,000) over 30 days,
- * 200 identities, 500 repositories, in Azurite; then "who asked for repository X" and "what did
- * identity Y get" over the whole month, through the index, against the target of 2 s. The scan the
- * index replaces is timed over one day of the same data, for comparison.
+ * Audit search (issue 15): AUDIT_BENCH_RECORDS issuances over AUDIT_BENCH_DAYS days (default 50,000
+ * in 1 day, the review's figure), 200 identities, 500 repositories, in Azurite; then "who asked for
+ * repository X" and "what did identity Y get" through the index, against the target of 2 s, and the
+ * scan the index replaces, for comparison. 10^6 over 30 days is the target's scale, but Azurite needs
+ * over 25 minutes to take that many and evaluates every query against the whole table, so there the
+ * figure says more about Azurite than about the key ranges Azure Tables serves.
  */
-const RECORDS = Number(process.env.AUDIT_BENCH_RECORDS ?? 1_000_000);
-const DAYS = 30;
+const RECORDS = Number(process.env.AUDIT_BENCH_RECORDS ?? 50_000);
+const DAYS = Number(process.env.AUDIT_BENCH_DAYS ?? 1);
 const TARGET_MS = 2000;
 const END = Date.UTC(2026, 10, 30, 0, 0, 0);
 const identities = Array.from({ length: 200 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
@@ -82,10 +84,9 @@ try {
     return { ms: performance.now() - t0, found, pages };
   };
   const rows = [
-    ['by repository, first 100, 30 days (index)', await time({ repository: repositories[7]! }, DAYS, true), true],
-    ['by repository, every match, 30 days (index)', await time({ repository: repositories[8]! }, DAYS, true), true],
-    ['by identity, every match, 30 days (index)', await time({ objectId: identities[9]! }, DAYS, true), true],
-    ['by repository, every match, 1 day (scan, as before)', await time({ repository: repositories[8]! }, 1, false), false],
+    [`by repository, every match, ${DAYS} days (index)`, await time({ repository: repositories[8]! }, DAYS, true), true],
+    [`by identity, every match, ${DAYS} days (index)`, await time({ objectId: identities[9]! }, DAYS, true), true],
+    ['by repository, every match, 1 day (scan, as before)', await time({ repository: repositories[8]! }, Math.min(1, DAYS), false), false],
   ] as const;
   console.log(`audit search over ${RECORDS.toLocaleString()} records in ${DAYS} days (seeded in ${seedSeconds.toFixed(0)} s)`);
   let missed = false;

@@ -180,20 +180,24 @@ async function main(): Promise<void> {
 
     if (!ONLY_LOAD) {
       const entry = compiled.functionsEntry;
-      const starts: { importMs: number; answerMs: number; status: number }[] = [];
-      for (let i = 0; i < 3; i++) {
-        const cold = start<{ importMs: number; answerMs: number; status: number }>(
-          './coldStart.ts',
-          { ...env, BENCH_ENTRY: entry, BENCH_BEARER: bearer, BENCH_REGISTRY: registry },
-          ['--disable-warning=ExperimentalWarning'],
-        );
-        starts.push(await cold.ready);
-        await cold.stop();
+      // Telemetry on: the exporter is loaded (after registration) only when its connection string is set.
+      const telemetryOn = { APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://127.0.0.1:9/' };
+      for (const [label, extra] of [['telemetry off', {}], ['telemetry on', telemetryOn]] as const) {
+        const starts: { importMs: number; answerMs: number; status: number }[] = [];
+        for (let i = 0; i < 3; i++) {
+          const cold = start<{ importMs: number; answerMs: number; status: number }>(
+            './coldStart.ts',
+            { ...env, ...extra, BENCH_ENTRY: entry, BENCH_BEARER: bearer, BENCH_REGISTRY: registry },
+            ['--disable-warning=ExperimentalWarning'],
+          );
+          starts.push(await cold.ready);
+          await cold.stop();
+        }
+        starts.sort((a, b) => a.importMs + a.answerMs - (b.importMs + b.answerMs));
+        const median = starts[1]!;
+        console.log(`cold start, ${label} (median of 3): import ${median.importMs.toFixed(0)} ms + first answer ${median.answerMs.toFixed(0)} ms (status ${median.status})`);
+        row(`cold start, ${label}: import + first answer (ms)`, median.importMs + median.answerMs, `≤ ${targets.coldStartMs}`, median.status === 200 && median.importMs + median.answerMs <= targets.coldStartMs);
       }
-      starts.sort((a, b) => a.importMs + a.answerMs - (b.importMs + b.answerMs));
-      const median = starts[1]!;
-      console.log(`cold start (median of 3): import ${median.importMs.toFixed(0)} ms + first answer ${median.answerMs.toFixed(0)} ms (status ${median.status})`);
-      row('cold start: import + first answer (ms)', median.importMs + median.answerMs, `≤ ${targets.coldStartMs}`, median.status === 200 && median.importMs + median.answerMs <= targets.coldStartMs);
 
       for (const dependency of ['tables', 'key-vault', 'entra-metadata', 'registry'] satisfies Dependency[]) {
         // A fresh broker, so nothing it caches hides the dependency; Tables and the registry are reached
