@@ -5,22 +5,9 @@ import { errors } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
 import type { Services } from '../services.js';
 import { telemetry } from '../telemetry/instruments.js';
+import { credentialStatusSchema } from '../credentials/rotation/credentialStatus.js';
 
 /** Admin API for stored credentials: their state, and a rotation on demand. Never a secret value. */
-const credentialStatusSchema = z.object({
-  registry: z.string(),
-  kind: z.string(),
-  provider: z.string(),
-  credentialSecret: z.string().optional(),
-  currentVersion: z.string().optional(),
-  ageDays: z.number().optional(),
-  expiresOn: z.string().optional(),
-  lastRotatedAt: z.string().optional(),
-  nextDueAt: z.string().optional(),
-  state: z.string(),
-  lastError: z.string().optional(),
-  warning: z.string().optional(),
-});
 const rotationReportSchema = z.object({ registry: z.string(), outcome: z.string(), step: z.string(), rotationId: z.string(), detail: z.string() });
 
 const list: Handler<Services> = async (request, { services }) => {

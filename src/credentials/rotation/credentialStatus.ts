@@ -1,24 +1,27 @@
+import { z } from 'zod';
 import { errorSummary } from '../../logger.js';
 import type { RegistryEntry } from '../../registries/catalog.js';
 import type { CredentialVault, CurrentSecret } from './credentialVault.js';
 import { DAY_MS, dueAt } from './rotationSchedule.js';
 import type { RotationState, RotationStateStore, RotationStep } from './rotationState.js';
 
-/** What the admin API reports per stored credential: versions, age, rotation state. Never a value. */
-export interface CredentialStatus {
-  registry: string;
-  kind: string;
-  provider: string;
-  credentialSecret: string | undefined;
-  currentVersion?: string;
-  ageDays?: number;
-  expiresOn?: string;
-  lastRotatedAt?: string;
-  nextDueAt?: string;
-  state: RotationStep;
-  lastError?: string;
-  warning?: string;
-}
+/** What the admin API reports per stored credential: versions, age, rotation state. Never a value. Spelled once, here. */
+export const credentialStatusSchema = z.object({
+  registry: z.string(),
+  kind: z.string(),
+  provider: z.string(),
+  credentialSecret: z.string().optional().describe('the Key Vault secret name, never its value'),
+  currentVersion: z.string().optional(),
+  ageDays: z.number().optional(),
+  expiresOn: z.string().optional(),
+  lastRotatedAt: z.string().optional(),
+  nextDueAt: z.string().optional(),
+  state: z.string().describe('the rotation step: idle, creating, created, verified or stored'),
+  lastError: z.string().optional(),
+  warning: z.string().optional(),
+});
+
+export type CredentialStatus = Omit<z.infer<typeof credentialStatusSchema>, 'state'> & { state: RotationStep };
 
 export async function credentialStatuses(
   entries: RegistryEntry[],
