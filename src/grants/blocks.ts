@@ -1,9 +1,9 @@
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { RefreshingCache } from '../refreshingCache.js';
+import type { RefreshingCache } from '../refreshingCache.js';
 import { guarded, tableReady } from '../tableStore.js';
-import { COLD_WAIT_MS, REFRESH_DEADLINE_MS, STALE_WAIT_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { FULL_READ_MS, deadline, partitionCache, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 /** An operator's deny for one identity. Blocks win over every grant. */
 export interface Block {
@@ -15,11 +15,7 @@ export interface Block {
 
 const PARTITION = 'block';
 const unavailable = () => errors.dependencyDown('block-list', 'The block list (Table Storage) is unavailable.');
-/** Same promise as grants: other instances see a block within 30 s (TTL + stale), this one at once. */
-const CACHE_TTL_MS = 15_000;
-const CACHE_STALE_MS = 15_000;
-/** A refresh reads every block only when the version row moved, and at least this often regardless. */
-const FULL_READ_MS = 5 * 60_000;
+// Same promise as grants (versionedTable.ts): other instances see a block within 30 s, this one at once.
 
 interface Snapshot {
   blocks: Map<string, Block>;
@@ -38,14 +34,7 @@ export class BlockStore {
     private readonly log: Logger,
   ) {
     this.ready = tableReady(table);
-    this.cache = new RefreshingCache({
-      ttlMs: CACHE_TTL_MS,
-      staleMs: CACHE_STALE_MS,
-      timeoutMs: REFRESH_DEADLINE_MS,
-      waitMs: COLD_WAIT_MS,
-      staleWaitMs: STALE_WAIT_MS,
-      load: (_key, signal) => this.refresh(signal),
-    });
+    this.cache = partitionCache((signal) => this.refresh(signal));
   }
 
   async find(objectId: string): Promise<Block | undefined> {

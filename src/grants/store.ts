@@ -1,11 +1,11 @@
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { RefreshingCache } from '../refreshingCache.js';
+import type { RefreshingCache } from '../refreshingCache.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { guarded, tableReady } from '../tableStore.js';
 import { grantBodySchema, type Grant } from './model.js';
-import { COLD_WAIT_MS, REFRESH_DEADLINE_MS, STALE_WAIT_MS, deadline, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
+import { FULL_READ_MS, deadline, partitionCache, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
 export interface StoredGrant {
   grant: Grant;
@@ -13,14 +13,6 @@ export interface StoredGrant {
 }
 
 const PARTITION = 'grant';
-/**
- * Other instances see an admin write within TTL + stale window: DESIGN.md allows at most 30 s, so a
- * revoked grant can never outlive that, not even while Table Storage is unreachable or slow.
- */
-const CACHE_TTL_MS = 15_000;
-const CACHE_STALE_MS = 15_000;
-/** A refresh reads every grant only when the version row moved, and at least this often regardless. */
-const FULL_READ_MS = 5 * 60_000;
 
 type GrantEntity = {
   partitionKey: string;
@@ -79,15 +71,7 @@ export class GrantStore {
   ) {
     this.ready = tableReady(table);
     this.now = options.now ?? Date.now;
-    this.cache = new RefreshingCache({
-      ttlMs: CACHE_TTL_MS,
-      staleMs: CACHE_STALE_MS,
-      timeoutMs: REFRESH_DEADLINE_MS,
-      waitMs: COLD_WAIT_MS,
-      staleWaitMs: STALE_WAIT_MS,
-      now: this.now,
-      load: (_key, signal) => this.refresh(signal),
-    });
+    this.cache = partitionCache((signal) => this.refresh(signal), this.now);
   }
 
   /** Every valid grant, from the cache (explain: why each grant does or does not apply). */

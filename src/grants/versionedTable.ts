@@ -1,6 +1,6 @@
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
 import { azureStatus } from '../errors.js';
-
+import { RefreshingCache } from '../refreshingCache.js';
 
 /**
  * A partition whose every write also replaces one version row, in the same entity-group transaction:
@@ -20,9 +20,30 @@ const TABLE_DEADLINE_MS = 4000;
  * nothing is cached, and STALE_WAIT_MS when the stale list (within the 30 s promise) can answer, so
  * that a slow or hung table adds little to a request that also has its audit write to make.
  */
-export const REFRESH_DEADLINE_MS = 15_000;
-export const COLD_WAIT_MS = 2000;
-export const STALE_WAIT_MS = 250;
+const REFRESH_DEADLINE_MS = 15_000;
+const COLD_WAIT_MS = 2000;
+const STALE_WAIT_MS = 250;
+/**
+ * Other instances see an admin write within TTL + stale window: DESIGN.md allows at most 30 s, so a
+ * revoked grant or a lifted block never outlives that, not even while Table Storage is unreachable or slow.
+ */
+const CACHE_TTL_MS = 15_000;
+const CACHE_STALE_MS = 15_000;
+/** A refresh reads every row only when the version row moved, and at least this often regardless. */
+export const FULL_READ_MS = 5 * 60_000;
+
+/** The cache of a whole versioned partition (grants, blocks), with the timings above. */
+export function partitionCache<V>(load: (signal: AbortSignal | undefined) => Promise<V>, now?: () => number): RefreshingCache<'all', V> {
+  return new RefreshingCache<'all', V>({
+    ttlMs: CACHE_TTL_MS,
+    staleMs: CACHE_STALE_MS,
+    timeoutMs: REFRESH_DEADLINE_MS,
+    waitMs: COLD_WAIT_MS,
+    staleWaitMs: STALE_WAIT_MS,
+    ...(now ? { now } : {}),
+    load: (_key, signal) => load(signal),
+  });
+}
 
 export function deadline(): AbortSignal {
   return AbortSignal.timeout(TABLE_DEADLINE_MS);
