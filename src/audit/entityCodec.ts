@@ -32,6 +32,12 @@ export function toEntityFields<S extends z.ZodObject>(schema: S, record: z.infer
   return fields;
 }
 
+/** A list field as stored (JSON text): its items, or none if it is absent or not a list. */
+export function listField(value: unknown): string[] {
+  const list = parsedJson(value);
+  return Array.isArray(list) ? list.map(String) : [];
+}
+
 function parsedJson(value: unknown): unknown {
   try {
     return JSON.parse(String(value));
@@ -52,11 +58,9 @@ export function fromEntity<S extends z.ZodObject>(schema: S, entity: Record<stri
       case 'date':
         record[name] = value instanceof Date ? value : new Date(String(value));
         break;
-      case 'list': {
-        const list = parsedJson(value);
-        record[name] = Array.isArray(list) ? list.map(String) : [];
+      case 'list':
+        record[name] = listField(value);
         break;
-      }
       case 'number':
         record[name] = Number(value);
         break;

@@ -1,7 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { errors } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
-import { fromEntity } from './entityCodec.js';
+import { fromEntity, listField } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { ISSUANCE_SHARDS } from './partitioning.js';
 import { objectIdIndex, pointedRowKey, repositoryIndex, type IndexMarker } from './indexKeys.js';
@@ -18,15 +18,6 @@ export interface IssuanceFilter {
   requestId?: string;
   limit: number;
   cursor?: Cursor;
-}
-
-function list(value: unknown): string[] {
-  try {
-    const parsed: unknown = JSON.parse(String(value ?? '[]'));
-    return Array.isArray(parsed) ? parsed.map(String) : [];
-  } catch {
-    return [];
-  }
 }
 
 /**
@@ -71,7 +62,7 @@ export async function searchIssuances(
   const scanned: BucketPlan = {
     conditions: [...byObjectId, ...common],
     accept: repository
-      ? (entity) => list(entity.requestedScopes).some((scope) => {
+      ? (entity) => listField(entity.requestedScopes).some((scope) => {
           const parsed = parseScope(scope);
           return parsed.ok && parsed.scope.repository === repository;
         })

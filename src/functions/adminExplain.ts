@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { explain } from '../grants/explain.js';
+import { explain, NOT_APPLYING } from '../grants/explain.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import { errors } from '../errors.js';
@@ -8,6 +8,7 @@ import { tokenRequestSchema } from '../issuance/tokenRequest.js';
 import { parseScope, type RepositoryScope } from '../registries/scope.js';
 import type { Services } from '../services.js';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
+import { resolveRange, timeRangeFields } from './adminQuery.js';
 
 /**
  * POST /v1/admin/explain: why would (or did) this identity get, or not get, these scopes? Answers per
@@ -20,11 +21,14 @@ const subjectSchema = z
   .strictObject({ objectId: guid.optional(), appId: guid.optional(), tenantId: guid.optional() })
   .refine((subject) => subject.objectId !== undefined || subject.appId !== undefined, 'name the identity by objectId and/or appId');
 const questionSchema = z.strictObject({ subject: subjectSchema, registry: tokenRequestSchema.shape.registry, scopes: tokenRequestSchema.shape.scopes });
-const replaySchema = z.strictObject({
-  requestId: z.string().min(1).max(100).describe('the requestId of an audited token request (in its answer and its audit record)'),
-  from: z.iso.datetime({ offset: true }).optional().describe('where to look for it; default: 24 h before `to`'),
-  to: z.iso.datetime({ offset: true }).optional().describe('default: now'),
-});
+/** Where to look for the request: the admin searches' own range (default the last 24 h, at most 31 days). */
+const replaySchema = z
+  .strictObject({
+    requestId: z.string().min(1).max(100).describe('the requestId of an audited token request (in its answer and its audit record)'),
+    from: timeRangeFields.from,
+    to: timeRangeFields.to,
+  })
+  .transform((query, ctx) => ({ requestId: query.requestId, ...resolveRange(query, ctx) }));
 export const explainBodySchema = z.union([questionSchema, replaySchema]);
 
 const explanationSchema = z.object({
@@ -40,7 +44,7 @@ const explanationSchema = z.object({
       allowed: z.boolean(),
       grantId: z.string().optional(),
       lifetimeCapSeconds: z.number().optional(),
-      grants: z.array(z.object({ id: z.string(), reason: z.enum(['subject', 'repository', 'action', 'disabled', 'expired']) })).optional(),
+      grants: z.array(z.object({ id: z.string(), reason: z.enum(NOT_APPLYING) })).optional(),
     }),
   ),
   lifetimeCapSeconds: z.number().optional().describe('the least cap of the allowing grants (maxTtlSeconds, time to notAfter), before MAX_TTL_SECONDS'),
@@ -50,14 +54,11 @@ const explanationSchema = z.object({
 
 type Question = { subject: { objectId?: string; appId?: string; tenantId?: string }; registry: string; scopes: RepositoryScope[]; replayed?: z.infer<typeof explanationSchema>['replayed'] };
 
-async function replay(services: Services, input: z.infer<typeof replaySchema>): Promise<Question> {
-  const to = input.to ? new Date(input.to) : new Date();
-  const from = input.from ? new Date(input.from) : new Date(to.getTime() - 86_400_000);
-  if (from > to || to.getTime() - from.getTime() > 31 * 86_400_000) throw errors.badRequest('from/to must be a range of at most 31 days.');
-  const { issuances } = await services.issuanceSearch.search({ from, to, requestId: input.requestId, limit: 1 });
+async function replay(services: Services, { requestId, from, to }: z.infer<typeof replaySchema>): Promise<Question> {
+  const { issuances } = await services.issuanceSearch.search({ from, to, requestId, limit: 1 });
   const record = issuances[0];
   if (!record?.registry || (!record.objectId && !record.appId)) {
-    throw errors.notFound('request-not-found', `No audited token request ${input.requestId} by a known identity between ${from.toISOString()} and ${to.toISOString()}.`);
+    throw errors.notFound('request-not-found', `No audited token request ${requestId} by a known identity between ${from.toISOString()} and ${to.toISOString()}.`);
   }
   const scopes = record.requestedScopes.flatMap((text) => {
     const parsed = parseScope(text);

@@ -9,7 +9,8 @@ import { matchesRepository } from './pattern.js';
  * (and the lifetime cap it brings), or, for every grant on the registry, the first reason it does not
  * apply. The same rules as decide(), spelled out; nothing is issued.
  */
-export type NotApplying = 'subject' | 'repository' | 'action' | 'disabled' | 'expired';
+export const NOT_APPLYING = ['subject', 'repository', 'action', 'disabled', 'expired'] as const;
+export type NotApplying = (typeof NOT_APPLYING)[number];
 
 export interface ActionExplanation {
   repository: string;
