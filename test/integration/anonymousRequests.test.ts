@@ -80,7 +80,13 @@ describe('requests that fail authentication', () => {
   });
 
   it('a throttled address is told why, and a valid token from it is still answered', async () => {
-    const response = await fetch(url(), { method: 'POST', body: body() });
+    // The bucket refills one request every 60/ANONYMOUS_RATE s, so after the previous test's bookkeeping
+    // the first few may be answered 401 again; the allowance is spent long before this loop ends.
+    let response = await fetch(url(), { method: 'POST', body: body() });
+    for (let i = 0; i < ANONYMOUS_RATE && response.status === 401; i++) {
+      await response.body?.cancel();
+      response = await fetch(url(), { method: 'POST', body: body() });
+    }
     expect(response.status).toBe(429);
     expect(await problemOf(response)).toMatchObject({ type: 'urn:registry-broker:problem:anonymous-rate-limited', status: 429 });
     expect((await h.requestToken(caller, ['repository:acme/web:pull'])).status).toBe(200);
