@@ -84,6 +84,8 @@ export class AdminAuditLog {
   }
 
   async search(filter: { from: Date; to: Date; limit: number; cursor?: Cursor }): Promise<{ entries: AdminAuditEntry[]; nextCursor: string | undefined }> {
+    // A cursor into the issuance index was never returned by this search.
+    if (filter.cursor && !('h' in filter.cursor)) return { entries: [], nextCursor: undefined };
     let page;
     try {
       page = await queryTimeRange(this.table, ADMIN_AUDIT_SHARDS, { ...filter, cursor: filter.cursor, conditions: [], maxHours: 24 * 31 });

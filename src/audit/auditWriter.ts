@@ -3,6 +3,7 @@ import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
+import { pointer, type Pointer } from './indexKeys.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
 /** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
@@ -19,7 +20,7 @@ const WRITE_DEADLINE_MS = 4_000;
 /** However little of a request's budget is left, its write gets this long. */
 const MIN_WRITE_MS = 1_000;
 
-/** Where a record is also found: `<key>|<record's row key>` rows in the index table (see indexKeys.ts). */
+/** Where a record is also found: pointer rows in the index table under these keys (see indexKeys.ts). */
 export interface IndexEntries {
   keys: string[];
   /** The few fields a search filters on, so that it reads only the pointers that match. */
@@ -30,7 +31,7 @@ interface Pending {
   /** When the request waiting on this record must have its answer (epoch ms). */
   deadline: number;
   record: TableEntity;
-  pointers: TableEntity[];
+  pointers: Pointer[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -38,7 +39,6 @@ interface Pending {
 interface OpenBatch {
   partitionKey: string;
   items: Pending[];
-  pointers: number;
   timer: NodeJS.Timeout;
   openedAt: number;
 }
@@ -52,7 +52,7 @@ interface OpenBatch {
  * Lanes split the shards between kinds of record (issued / refused): records of different lanes
  * never share a partition, so never a transaction, and a burst of one kind cannot fail the other.
  *
- * Index pointers go to their own table, in a transaction of their own written *before* the records:
+ * Index pointers go to their own table, in transactions of their own (one per index partition) written *before* the records:
  * a record is never stored without its pointers, and a pointer whose record then failed to be stored
  * points at nothing, which the search skips. The audit table holds exactly one entity per decision.
  */
@@ -80,18 +80,13 @@ export class AuditWriter {
   /** `deadline`: when the waiting request must answer; the write gives up in time for it (at most 4 s). */
   write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries, deadline = Date.now() + WRITE_DEADLINE_MS): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
-    const pointerCount = this.indexTable ? (index?.keys.length ?? 0) : 0;
     let batch = this.open.get(bucket);
-    if (batch && batch.pointers + pointerCount > MAX_BATCH) {
-      this.flush(bucket);
-      batch = undefined;
-    }
     if (!batch) {
       const offset = this.nextShard.get(lane);
       if (offset === undefined) throw new Error(`unknown audit lane ${lane}`);
       const key = partitionKey(time, this.lanes.indexOf(lane) * this.shardsPerLane + offset);
       this.nextShard.set(lane, (offset + 1) % this.shardsPerLane);
-      batch = { partitionKey: key, items: [], pointers: 0, timer: setTimeout(() => this.flush(bucket), LINGER_MS), openedAt: Date.now() };
+      batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS), openedAt: Date.now() };
       this.open.set(bucket, batch);
     } else {
       const left = MAX_LINGER_MS - (Date.now() - batch.openedAt);
@@ -101,12 +96,11 @@ export class AuditWriter {
         batch.timer = setTimeout(() => this.flush(bucket), Math.max(0, left));
       }
     }
-    const row = rowKey(time, id);
-    const pointers = pointerCount > 0 ? index!.keys.map((key) => ({ partitionKey: batch.partitionKey, rowKey: `${key}|${row}`, ...index!.fields })) : [];
+    const record = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), ...fields };
+    const pointers = this.indexTable && index ? index.keys.map((key) => pointer(key, time, record, index.fields)) : [];
     const open = batch;
-    const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record: { partitionKey: open.partitionKey, rowKey: row, ...fields }, pointers, resolve, reject }));
-    open.pointers += pointers.length;
-    if (open.items.length >= MAX_BATCH || open.pointers >= MAX_BATCH) this.flush(bucket);
+    const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record, pointers, resolve, reject }));
+    if (open.items.length >= MAX_BATCH) this.flush(bucket);
     return written;
   }
 
@@ -122,10 +116,10 @@ export class AuditWriter {
     try {
       const until = Math.min(...items.map((item) => item.deadline));
       const abortSignal = AbortSignal.timeout(Math.min(WRITE_DEADLINE_MS, Math.max(MIN_WRITE_MS, until - Date.now())));
-      const pointers = items.flatMap((item) => item.pointers);
-      if (pointers.length > 0) {
+      const transactions = indexTransactions(items.flatMap((item) => item.pointers));
+      if (transactions.length > 0) {
         await this.indexReady();
-        await this.create(this.indexTable!, pointers, abortSignal);
+        await Promise.all(transactions.map((group) => this.create(this.indexTable!, group, abortSignal)));
       }
       await this.ready();
       await this.create(this.table, items.map((item) => item.record), abortSignal);
@@ -149,4 +143,15 @@ export class AuditWriter {
       this.log.warn('audit write answered 409 after a retry; the records were already stored', { table: this.dependency, records: entities.length });
     }
   }
+}
+
+/** Pointers by index partition, at most a transaction's worth each. */
+function indexTransactions(pointers: Pointer[]): Pointer[][] {
+  const byPartition = new Map<string, Pointer[]>();
+  for (const entity of pointers) {
+    const group = byPartition.get(entity.partitionKey);
+    if (group) group.push(entity);
+    else byPartition.set(entity.partitionKey, [entity]);
+  }
+  return [...byPartition.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / MAX_BATCH) }, (_, i) => group.slice(i * MAX_BATCH, (i + 1) * MAX_BATCH)));
 }

@@ -1,17 +1,25 @@
+import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
 import { tableReady } from '../tableStore.js';
 import type { IssuanceRecord } from './issuanceRecord.js';
+import { monthBucket } from './partitioning.js';
 
 /**
- * The issuance search index: table `issuanceindex`. For each record, a pointer row
- * `o|<objectId>|<record's row key>` and one `r|<repository>|<record's row key>` per repository it
- * asked for, in the record's partition key, written before the record (see AuditWriter). "Who got push
- * on acme/web" then reads one key range per partition instead of every record. Row keys may not hold
+ * The issuance search index: table `issuanceindex`. For each record, a pointer row for its objectId
+ * and one per repository it asked for, written before the record (see AuditWriter). A pointer lives in
+ * partition `<yyyymm>-<shard>`, the shard a hash of its key, under row key `<key>|<record's row key>`:
+ * "who got push on acme/web in November" is then one key range of one partition per month, newest
+ * first, whatever else was issued, and a batch of records from many callers needs at most
+ * INDEX_SHARDS index transactions a month. (One key's pointers share a partition, so about 2,000
+ * issuances a second for one repository is where Azure starts throttling them.) Keys may not hold
  * `/`, so a repository's `/` is written `!` (neither is in the OCI name grammar, and `|` ends the
- * name, so `r|acme|` never matches `acme/web`). Pointers carry the fields searches filter on.
+ * name, so `r|acme|` never matches `acme/web`). Pointers carry the fields searches filter on, and the
+ * partition of the record they point at.
  */
+export const INDEX_SHARDS = 16;
+
 export const objectIdIndex = (objectId: string) => `o|${objectId}`;
 export const repositoryIndex = (repository: string) => `r|${repository.replaceAll('/', '!')}`;
 
@@ -29,9 +37,26 @@ export function pointerFields(record: Pick<IssuanceRecord, 'objectId' | 'registr
   return Object.fromEntries(Object.entries({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId }).filter(([, value]) => value !== undefined));
 }
 
-/** The record a pointer row points at: its partition, and the row key after the last `|`. */
-export function pointedRowKey(pointerRowKey: string): string {
-  return pointerRowKey.slice(pointerRowKey.lastIndexOf('|') + 1);
+/** The index partition holding `key`'s pointers of month `month`; the shard is stable across instances and releases. */
+export function indexPartition(key: string, month: string): string {
+  return `${month}-${String(createHash('sha256').update(key).digest().readUInt16BE(0) % INDEX_SHARDS).padStart(2, '0')}`;
+}
+
+export interface Pointer {
+  partitionKey: string;
+  rowKey: string;
+  recordPartition: string;
+  [field: string]: unknown;
+}
+
+export function pointer(key: string, time: Date, record: { partitionKey: string; rowKey: string }, fields: Record<string, unknown>): Pointer {
+  return { partitionKey: indexPartition(key, monthBucket(time)), rowKey: `${key}|${record.rowKey}`, recordPartition: record.partitionKey, ...fields };
+}
+
+/** The record a pointer row points at: its partition and row key. */
+export function pointedRecord(entity: { rowKey?: string; recordPartition?: unknown }): { partitionKey: string; rowKey: string } | undefined {
+  const rowKey = entity.rowKey?.slice(entity.rowKey.lastIndexOf('|') + 1);
+  return rowKey && typeof entity.recordPartition === 'string' ? { partitionKey: entity.recordPartition, rowKey } : undefined;
 }
 
 const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;

@@ -31,3 +31,19 @@ export function hourBucketsBetween(from: Date, to: Date): string[] {
   }
   return buckets;
 }
+
+/** `yyyymm` of a moment (UTC): the index's time bucket. */
+export function monthBucket(time: Date): string {
+  return `${time.getUTCFullYear()}${pad(time.getUTCMonth() + 1, 2)}`;
+}
+
+/** Month buckets from the one holding `to` back to the one holding `from`, newest first. */
+export function monthBucketsBetween(from: Date, to: Date): string[] {
+  const months: string[] = [];
+  for (let month = Date.UTC(to.getUTCFullYear(), to.getUTCMonth()); month >= Date.UTC(from.getUTCFullYear(), from.getUTCMonth()); ) {
+    const date = new Date(month);
+    months.push(monthBucket(date));
+    month = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() - 1);
+  }
+  return months;
+}

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuanceRecord } from '../../src/audit/issuanceRecord.js';
 import { searchIssuances } from '../../src/audit/issuanceSearch.js';
-import { rowKey } from '../../src/audit/partitioning.js';
+import { pointer, repositoryIndex } from '../../src/audit/indexKeys.js';
+import { partitionKey, rowKey } from '../../src/audit/partitioning.js';
 import { createTableClient } from '../../src/tables.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
@@ -15,6 +16,8 @@ const records: IssuanceRecord[] = [];
 const END = Date.UTC(2026, 10, 20, 12, 0, 0);
 const HOURS = 30;
 const SINCE = new Date(END - 20 * 3600_000 + 1234);
+/** Around a month's end, so that one search reads two months of the index. */
+const MONTH_END = Date.UTC(2026, 11, 1, 0, 0, 0);
 const people = ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222'];
 const repositories = ['acme/web', 'acme/api', 'acme', 'team/a/b'];
 let seed = 7;
@@ -27,8 +30,8 @@ beforeAll(async () => {
   await index.createTable().catch(() => undefined);
   // Indexing "began" 20 h before END: 10 of the 30 hours predate it, and are scanned.
   await index.createEntity({ partitionKey: 'meta', rowKey: 'index-since', since: SINCE });
-  for (let i = 0; i < 1200; i++) {
-    const time = new Date(END - Math.floor(random() * HOURS * 3600_000));
+  for (let i = 0; i < 1500; i++) {
+    const time = new Date(i < 1200 ? END - Math.floor(random() * HOURS * 3600_000) : MONTH_END + Math.floor((random() - 0.5) * 12 * 3600_000));
     const scopes = [`repository:${pick(repositories)}:pull`, ...(random() < 0.3 ? [`repository:${pick(repositories)}:push`] : [])];
     records.push({
       issuanceId: `01K${String(i).padStart(23, '0')}`,
@@ -65,39 +68,66 @@ const client = (name: string, seen: string[]) => {
   return table;
 };
 
-async function everything(filter: { repository?: string; objectId?: string }, seen: string[]) {
+async function everything(filter: { repository?: string; objectId?: string }, seen: string[], range = { from: new Date(END - HOURS * 3600_000), to: new Date(END) }, limit = 97) {
   const table = client('issuances', seen);
   const index = { table: client('issuanceindex', seen), since: SINCE };
   const ids: string[] = [];
   let cursor;
   let pages = 0;
   do {
-    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 97, ...filter, ...(cursor ? { cursor } : {}) }, index);
+    const page = await searchIssuances(table, { ...range, limit, ...filter, ...(cursor ? { cursor } : {}) }, index);
     ids.push(...page.issuances.map((issuance) => issuance.issuanceId));
     cursor = page.nextCursor ? JSON.parse(Buffer.from(page.nextCursor, 'base64url').toString()) : undefined;
     pages += 1;
   } while (cursor && pages < 200);
-  return ids;
+  return { ids, pages };
 }
 
 describe('searches by repository and identity', () => {
   it.each(['acme/web', 'acme', 'team/a/b'])('by repository %s: every matching record, once, newest first; indexed hours read key ranges', async (repository) => {
     const seen: string[] = [];
-    const expected = records.filter((record) => asks(record, repository)).sort(newestFirst).map((record) => record.issuanceId);
-    expect(await everything({ repository }, seen)).toEqual(expected);
-    const indexed = seen.filter((filter) => filter.startsWith('issuanceindex: ') && filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`));
+    const inRange = (record: IssuanceRecord) => record.time.getTime() <= END;
+    const expected = records.filter((record) => inRange(record) && asks(record, repository)).sort(newestFirst).map((record) => record.issuanceId);
+    const { ids, pages } = await everything({ repository }, seen);
+    expect(ids).toEqual(expected);
+    const indexed = seen.filter((filter) => filter.startsWith('issuanceindex: '));
+    // One key range of one partition of the month per page (and one more where a page ends at the index's end).
     expect(indexed.length).toBeGreaterThan(0);
-    // Only the hours before indexing began (and the marker's own) are scanned; the others are point reads.
-    const scans = seen.filter((filter) => filter.startsWith('issuances: ') && !filter.includes('RowKey eq'));
+    expect(indexed.length).toBeLessThanOrEqual(pages + 1);
+    expect(new Set(indexed.map((filter) => /PartitionKey eq '(\d{6}-\d{2})'/.exec(filter)?.[1])).size).toBe(1);
+    expect(indexed.every((filter) => filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`))).toBe(true);
+    // Only the hours before indexing began (and the marker's own) are scanned; the others are point reads (no filter).
+    const scans = seen.filter((filter) => filter.startsWith('issuances: ') && filter !== 'issuances: ');
     const scanned = new Set(scans.map((filter) => /PartitionKey eq '(\d{10})/.exec(filter)?.[1]));
     expect(scanned.size).toBeLessThanOrEqual(11);
   });
 
   it('by identity, and by identity and repository together', async () => {
-    const expected = records.filter((record) => record.objectId === people[0]).sort(newestFirst).map((record) => record.issuanceId);
-    expect(await everything({ objectId: people[0]! }, [])).toEqual(expected);
-    const both = records.filter((record) => record.objectId === people[1] && asks(record, 'acme/api')).sort(newestFirst).map((record) => record.issuanceId);
-    expect(await everything({ objectId: people[1]!, repository: 'acme/api' }, [])).toEqual(both);
+    const inRange = (record: IssuanceRecord) => record.time.getTime() <= END;
+    const expected = records.filter((record) => inRange(record) && record.objectId === people[0]).sort(newestFirst).map((record) => record.issuanceId);
+    expect((await everything({ objectId: people[0]! }, [])).ids).toEqual(expected);
+    const both = records.filter((record) => inRange(record) && record.objectId === people[1] && asks(record, 'acme/api')).sort(newestFirst).map((record) => record.issuanceId);
+    expect((await everything({ objectId: people[1]!, repository: 'acme/api' }, [])).ids).toEqual(both);
+  });
+
+  it('across a month boundary: both months of the index, every record once, newest first', async () => {
+    const seen: string[] = [];
+    const range = { from: new Date(MONTH_END - 6 * 3600_000), to: new Date(MONTH_END + 6 * 3600_000) };
+    const expected = records.filter((record) => record.time >= range.from && record.time <= range.to && asks(record, 'acme/web')).sort(newestFirst).map((record) => record.issuanceId);
+    expect(expected.length).toBeGreaterThan(40);
+    expect((await everything({ repository: 'acme/web' }, seen, range, 13)).ids).toEqual(expected);
+    const months = new Set(seen.filter((filter) => filter.startsWith('issuanceindex: ')).map((filter) => /PartitionKey eq '(\d{6})-/.exec(filter)?.[1]));
+    expect([...months].sort()).toEqual(['202611', '202612']);
+  });
+
+  it('a pointer whose record was never stored (its write failed after the pointers) is skipped', async () => {
+    const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
+    const time = new Date(END - 60_000);
+    const ghost = pointer(repositoryIndex('acme/ghost'), time, { partitionKey: partitionKey(time, 0), rowKey: rowKey(time, '01KGHOST0000000000000000000') }, { outcome: 'issued', registry: 'docker.io' });
+    await index.createEntity(ghost);
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 10, repository: 'acme/ghost' }, { table: index, since: SINCE });
+    expect(page).toEqual({ issuances: [], nextCursor: undefined });
   });
 
   it('the audit table holds one entity per record, and a plain time-range search returns each once', async () => {
@@ -107,7 +137,7 @@ describe('searches by repository and identity', () => {
     for await (const entity of table.listEntities()) if (entity.partitionKey !== undefined) rows += 1;
     expect(rows).toBe(records.length);
     const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 1000 });
-    const expected = records.filter((record) => record.time.getTime() >= END - 3600_000);
+    const expected = records.filter((record) => record.time.getTime() >= END - 3600_000 && record.time.getTime() <= END);
     expect(page.issuances.map((issuance) => issuance.issuanceId).sort()).toEqual(expected.map((record) => record.issuanceId).sort());
   });
 });
