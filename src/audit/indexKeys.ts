@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { azureStatus } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
@@ -8,18 +7,14 @@ import { monthBucket } from './partitioning.js';
 
 /**
  * The issuance search index: table `issuanceindex`. For each record, a pointer row for its objectId
- * and one per repository it asked for, written before the record (see AuditWriter). A pointer lives in
- * partition `<yyyymm>-<shard>`, the shard a hash of its key, under row key `<key>|<record's row key>`:
- * "who got push on acme/web in November" is then one key range of one partition per month, newest
- * first, whatever else was issued, and a batch of records from many callers needs at most
- * INDEX_SHARDS index transactions a month. (One key's pointers share a partition, so about 2,000
- * issuances a second for one repository is where Azure starts throttling them.) Keys may not hold
- * `/`, so a repository's `/` is written `!` (neither is in the OCI name grammar, and `|` ends the
- * name, so `r|acme|` never matches `acme/web`). Pointers carry the fields searches filter on, and the
- * partition of the record they point at.
+ * and one per repository it asked for, written before the record (see AuditWriter). The index-entity
+ * pattern: a pointer lives in partition `<key>|<yyyymm>` under row key `<key>|<record's row key>`, so
+ * "who got push on acme/web in November" is one key range of one partition, newest first, whatever
+ * else was issued. (One key's pointers share a partition, so about 2,000 issuances a second for one
+ * repository is where Azure starts throttling them.) Keys may not hold `/`, so a repository's `/` is
+ * written `!` (neither is in the OCI name grammar, and `|` ends the name, so `r|acme|` never matches
+ * `acme/web`). Pointers carry the fields searches filter on, and the partition of their record.
  */
-export const INDEX_SHARDS = 16;
-
 export const objectIdIndex = (objectId: string) => `o|${objectId}`;
 export const repositoryIndex = (repository: string) => `r|${repository.replaceAll('/', '!')}`;
 
@@ -37,9 +32,9 @@ export function pointerFields(record: Pick<IssuanceRecord, 'objectId' | 'registr
   return Object.fromEntries(Object.entries({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId }).filter(([, value]) => value !== undefined));
 }
 
-/** The index partition holding `key`'s pointers of month `month`; the shard is stable across instances and releases. */
+/** The index partition holding `key`'s pointers of month `month`. */
 export function indexPartition(key: string, month: string): string {
-  return `${month}-${String(createHash('sha256').update(key).digest().readUInt16BE(0) % INDEX_SHARDS).padStart(2, '0')}`;
+  return `${key}|${month}`;
 }
 
 export interface Pointer {
