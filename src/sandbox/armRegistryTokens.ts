@@ -46,6 +46,8 @@ export interface ArmStandIn {
   slots(): Record<string, string>;
   setAsynchronous(mode: 'off' | 'succeed' | 'fail'): void;
   failNext(count: number, status: number): void;
+  /** Also accepts tokens for this audience: the address of a proxy in front of it, which the broker asks tokens for. */
+  acceptAudience(audience: string): void;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,7 @@ export async function startArm(entra: EntraIdStandIn, registryTokens: RegistryTo
   let scopeMapCreates = 0;
   let delayMs = 0;
   let url = '';
+  const audiences: string[] = [];
 
   /** Read at every token request, so a scope map's change or a disabled token takes effect at once. */
   const allows = (name: string) => (repository: string, action: string) => {
@@ -159,7 +162,7 @@ export async function startArm(entra: EntraIdStandIn, registryTokens: RegistryTo
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (response.destroyed) return;
     try {
-      await entra.verify(request.headers.authorization?.replace(/^Bearer /, '') ?? '', url);
+      await entra.verify(request.headers.authorization?.replace(/^Bearer /, '') ?? '', [url, ...audiences]);
     } catch {
       return sendJson(response, 401, { error: { code: 'InvalidAuthenticationToken', message: 'The access token is invalid.' } });
     }
@@ -213,6 +216,7 @@ export async function startArm(entra: EntraIdStandIn, registryTokens: RegistryTo
     failNext: (count, status) => {
       failures = { remaining: count, status };
     },
+    acceptAudience: (audience) => void audiences.push(audience),
     close: () => server.close(),
   };
 }

@@ -56,7 +56,7 @@ export interface EntraIdStandIn {
   setBrokerAudienceOverride(audience: string | undefined): void;
   mint(options: MintOptions): Promise<string>;
   /** Verifies a token this authority issued for `audience` (used by the Key Vault stand-in). */
-  verify(token: string, audience: string): Promise<JWTPayload>;
+  verify(token: string, audience: string | string[]): Promise<JWTPayload>;
   v1Issuer: string;
   v2Issuer: string;
   close(): Promise<void>;

@@ -56,7 +56,7 @@ export class AcrScopeMapProvider implements LoginProvider {
 
   async create(request: LoginCreateRequest): Promise<CreatedLogin> {
     const deadline = Date.now() + this.timeoutMs;
-    const headers = { Authorization: `Bearer ${await this.armToken()}` };
+    const headers = { Authorization: `Bearer ${await this.armToken(deadline)}` };
     const actions = scopeMapActions(request.scopes);
     const mapName = scopeMapName(actions);
     const mapUrl = this.url(`/scopeMaps/${mapName}`);
@@ -110,7 +110,7 @@ export class AcrScopeMapProvider implements LoginProvider {
 
   async delete(ref: LoginRef): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
-    const headers = { Authorization: `Bearer ${await this.armToken()}` };
+    const headers = { Authorization: `Bearer ${await this.armToken(deadline)}` };
     const name = ref.credentialId ?? acrTokenName(ref.issuanceId);
     await providerCall({ provider: PROVIDER, method: 'DELETE', url: this.url(`/tokens/${name}`), headers, tolerated: [404], deadline });
   }
@@ -143,9 +143,10 @@ export class AcrScopeMapProvider implements LoginProvider {
     }
   }
 
-  private async armToken(): Promise<string> {
+  /** The managed-identity endpoint is one more thing that can hang: its wait ends with the request's. */
+  private async armToken(deadline: number): Promise<string> {
     try {
-      const token = await this.identity.getToken(`${this.policy.armEndpoint}/.default`);
+      const token = await this.identity.getToken(`${this.policy.armEndpoint}/.default`, { abortSignal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
       if (token) return token.token;
     } catch {
       // reported below, without the identity library's message (it can quote endpoints and claims)
