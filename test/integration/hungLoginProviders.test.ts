@@ -79,6 +79,7 @@ describe.skipIf(!dockerRegistryAvailable())('a hung login provider is a quick re
     for (const { response, text, ms } of answers) {
       expect(ms).toBeLessThan(BOUND_MS);
       expect([503, 504]).toContain(response.status);
+      if (response.status === 503) expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(response.headers.get('content-type')).toMatch(/application\/problem\+json/);
       expect(text).not.toMatch(/"password"/);
     }
