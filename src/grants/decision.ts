@@ -29,28 +29,25 @@ export function lifetimeCapSeconds(grant: Grant, now: Date): number {
  */
 export function decide(caller: CallerIdentity, registry: string, scopes: RepositoryScope[], grants: Grant[], now: Date): Decision {
   // Where several grants cover an action, use the one allowing the longest lifetime: each alone suffices.
-  const applicable = grants
-    .filter((grant) => grant.registry === registry && isActive(grant, now) && subjectMatches(grant, caller))
-    .map((grant) => ({ grant, cap: lifetimeCapSeconds(grant, now) }))
-    .sort((a, b) => b.cap - a.cap)
-    .map(({ grant }) => grant);
+  const applicable: { grant: Grant; cap: number }[] = [];
+  for (const grant of grants) {
+    if (grant.registry === registry && isActive(grant, now) && subjectMatches(grant, caller)) applicable.push({ grant, cap: lifetimeCapSeconds(grant, now) });
+  }
+  applicable.sort((a, b) => b.cap - a.cap);
 
-  const used = new Map<string, Grant>();
+  const used = new Map<string, number>();
   const notGranted: string[] = [];
   for (const scope of scopes) {
     const missing: Action[] = [];
     for (const action of scope.actions) {
-      const grant = applicable.find((g) => g.actions.includes(action) && g.repositories.some((p) => matchesRepository(p, scope.repository)));
-      if (grant) used.set(grant.id, grant);
+      const covering = applicable.find(({ grant }) => grant.actions.includes(action) && grant.repositories.some((p) => matchesRepository(p, scope.repository)));
+      if (covering) used.set(covering.grant.id, covering.cap);
       else missing.push(action);
     }
     if (missing.length > 0) notGranted.push(formatScope({ repository: scope.repository, actions: missing }));
   }
   if (notGranted.length > 0) return { allowed: false, notGranted };
-  const limits = [...used.values()].map((grant) => lifetimeCapSeconds(grant, now)).filter((ttl) => ttl !== Infinity);
-  return {
-    allowed: true,
-    grantIds: [...used.keys()].sort(),
-    maxTtlSeconds: limits.length > 0 ? Math.min(...limits) : undefined,
-  };
+  let maxTtlSeconds: number | undefined;
+  for (const cap of used.values()) if (cap !== Infinity) maxTtlSeconds = Math.min(maxTtlSeconds ?? Infinity, cap);
+  return { allowed: true, grantIds: [...used.keys()].sort(), maxTtlSeconds };
 }

@@ -39,19 +39,19 @@ function matchSegment(glob: string, text: string): boolean {
 export function matchesRepository(pattern: string, repository: string): boolean {
   const p = pattern.split('/');
   const n = repository.split('/');
-  // reachable[j]: the first i pattern segments can match the first j name segments.
-  let reachable: boolean[] = Array.from({ length: n.length + 1 }, (_, j) => j === 0);
-  for (const [i, segment] of p.entries()) {
-    const next: boolean[] = new Array<boolean>(n.length + 1).fill(false);
+  // reachable[j]: the first i pattern segments can match the first j name segments. Two rows, swapped
+  // per pattern segment: this runs for every grant a request could use.
+  let reachable: boolean[] = new Array<boolean>(n.length + 1).fill(false);
+  let next: boolean[] = new Array<boolean>(n.length + 1);
+  reachable[0] = true;
+  for (let i = 0; i < p.length; i++) {
+    const segment = p[i]!;
     const trailing = i === p.length - 1;
-    for (let j = 0; j <= n.length; j++) {
-      if (segment === '**') {
-        next[j] = (!trailing && reachable[j]!) || (j > 0 && (reachable[j - 1]! || next[j - 1]!));
-      } else if (j > 0) {
-        next[j] = reachable[j - 1]! && matchSegment(segment, n[j - 1]!);
-      }
+    next[0] = segment === '**' && !trailing && reachable[0]!;
+    for (let j = 1; j <= n.length; j++) {
+      next[j] = segment === '**' ? (!trailing && reachable[j]!) || reachable[j - 1]! || next[j - 1]! : reachable[j - 1]! && matchSegment(segment, n[j - 1]!);
     }
-    reachable = next;
+    [reachable, next] = [next, reachable];
   }
   return reachable[n.length]!;
 }

@@ -5,6 +5,8 @@ interface Bucket {
   refilledAt: number;
 }
 
+const ALLOWED = { allowed: true } as const;
+
 /** Callers remembered per instance; the least recently seen are forgotten first (and start full). */
 const MAX_CALLERS = 10_000;
 
@@ -23,15 +25,21 @@ export class CallerRateLimit {
   /** Takes one request's worth; answers how many seconds to wait when there is none left. */
   take(caller: string): { allowed: true } | { allowed: false; retryAfterSeconds: number } {
     const now = this.now();
-    const bucket = this.buckets.get(caller) ?? { tokens: this.perMinute, refilledAt: now };
+    let bucket = this.buckets.get(caller);
+    if (!bucket) {
+      bucket = { tokens: this.perMinute, refilledAt: now };
+      this.buckets.set(caller, bucket);
+    }
     // A clock that steps back must not turn into a refusal.
     const elapsed = Math.max(0, now - bucket.refilledAt);
     const refilled = Math.min(this.perMinute, bucket.tokens + (elapsed / 60_000) * this.perMinute);
+    // Updated in place: the get above already made this caller the most recently seen.
+    bucket.refilledAt = now;
     if (refilled < 1) {
-      this.buckets.set(caller, { tokens: refilled, refilledAt: now });
+      bucket.tokens = refilled;
       return { allowed: false, retryAfterSeconds: Math.ceil(((1 - refilled) * 60) / this.perMinute) };
     }
-    this.buckets.set(caller, { tokens: refilled - 1, refilledAt: now });
-    return { allowed: true };
+    bucket.tokens = refilled - 1;
+    return ALLOWED;
   }
 }

@@ -1,4 +1,4 @@
-import { metrics, trace, type Attributes, type Counter, type Gauge, type Histogram, type MeterProvider, type Span } from '@opentelemetry/api';
+import { metrics, trace, type Attributes, type Counter, type Gauge, type Histogram, type MeterProvider, type Span, type Tracer, type TracerProvider } from '@opentelemetry/api';
 
 /**
  * The broker's metrics and spans, through the OpenTelemetry API: no-ops until a provider is registered
@@ -39,11 +39,21 @@ function instruments(): Instruments {
   return made;
 }
 
+let cachedTracer: { provider: TracerProvider; tracer: Tracer } | undefined;
+
+/** The tracer of the provider registered now, made once per provider (a request path asks for it every time). */
+function tracer(): Tracer {
+  const provider = trace.getTracerProvider();
+  if (cachedTracer?.provider !== provider) cachedTracer = { provider, tracer: provider.getTracer(SCOPE) };
+  return cachedTracer.tracer;
+}
+
 export const telemetry = {
   issuance(attributes: { registry: string | undefined; outcome: string; reason: string; form: string }, durationMs: number): void {
     const clean: Attributes = { registry: attributes.registry ?? 'unknown', outcome: attributes.outcome, reason: attributes.reason, form: attributes.form };
-    instruments().issuances.add(1, clean);
-    instruments().issuanceDuration.record(durationMs, clean);
+    const made = instruments();
+    made.issuances.add(1, clean);
+    made.issuanceDuration.record(durationMs, clean);
   },
 
   upstreamCall(registry: string, status: number | 'error' | 'timeout', headers?: Headers): void {
@@ -66,7 +76,7 @@ export const telemetry = {
 
   /** A span around `work`, ended however it ends; its attributes follow the same rules as the metrics. */
   async span<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
-    return trace.getTracer(SCOPE).startActiveSpan(name, { attributes }, async (span) => {
+    return tracer().startActiveSpan(name, { attributes }, async (span) => {
       try {
         return await work(span);
       } finally {
