@@ -1,6 +1,7 @@
-import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import type { TableClient, TableEntity } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { createInTransaction } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { pointer, type Pointer } from './indexKeys.js';
@@ -135,7 +136,7 @@ export class AuditWriter {
   private async create(table: TableClient, entities: TableEntity[], abortSignal: AbortSignal): Promise<void> {
     try {
       if (entities.length === 1) await table.createEntity(entities[0]!, { abortSignal });
-      else await table.submitTransaction(entities.map((entity): TransactionAction => ['create', entity]), { abortSignal });
+      else await createInTransaction(table, entities, abortSignal);
     } catch (error) {
       // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this
       // very write was stored and only its answer was lost (the SDK retried). The entities are durable.

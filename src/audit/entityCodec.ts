@@ -21,12 +21,23 @@ function kindOf(field: z.ZodType): Kind {
   return 'document';
 }
 
+const kindsBySchema = new WeakMap<z.ZodObject, [string, Kind][]>();
+
+/** Each field's kind, worked out once per schema: every issuance builds an entity, on the hot path. */
+function kinds(schema: z.ZodObject): [string, Kind][] {
+  let known = kindsBySchema.get(schema);
+  if (!known) {
+    known = Object.entries(schema.shape).map(([name, field]) => [name, kindOf(field as z.ZodType)]);
+    kindsBySchema.set(schema, known);
+  }
+  return known;
+}
+
 export function toEntityFields<S extends z.ZodObject>(schema: S, record: z.infer<S>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  for (const [name, field] of Object.entries(schema.shape)) {
+  for (const [name, kind] of kinds(schema)) {
     const value = (record as Record<string, unknown>)[name];
     if (value === undefined) continue;
-    const kind = kindOf(field as z.ZodType);
     fields[name] = kind === 'list' ? JSON.stringify(value) : kind === 'document' ? JSON.stringify(value).slice(0, MAX_DOCUMENT_CHARS) : value;
   }
   return fields;
@@ -48,13 +59,13 @@ function parsedJson(value: unknown): unknown {
 
 export function fromEntity<S extends z.ZodObject>(schema: S, entity: Record<string, unknown>): z.infer<S> {
   const record: Record<string, unknown> = {};
-  for (const [name, field] of Object.entries(schema.shape)) {
+  for (const [name, kind] of kinds(schema)) {
     const value = entity[name];
     if (value === undefined || value === null) {
-      if (kindOf(field as z.ZodType) === 'list') record[name] = [];
+      if (kind === 'list') record[name] = [];
       continue;
     }
-    switch (kindOf(field as z.ZodType)) {
+    switch (kind) {
       case 'date':
         record[name] = value instanceof Date ? value : new Date(String(value));
         break;

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { TableClient } from '@azure/data-tables';
+import { startAzurite, type Azurite } from '../../src/sandbox/azurite.js';
+import { createInTransaction } from '../../src/tableBatch.js';
+import { createTableClient } from '../../src/tables.js';
+
+/** The lean transaction body against Azurite: stored as the SDK stores it, all or nothing, refusals as RestErrors. */
+let azurite: Azurite;
+let table: TableClient;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  table = createTableClient({ kind: 'connectionString', value: azurite.connectionString }, 'batches', { getToken: async () => null });
+  await table.createTable();
+});
+afterAll(async () => {
+  await azurite?.close();
+});
+
+const fields = { text: 'a "quoted" ü\n line', count: 12, ratio: 1.5, flag: false, at: new Date('2026-12-01T10:00:00.123Z'), list: '["x","y"]' };
+
+it('stores every entity with the types the SDK would give it', async () => {
+  await createInTransaction(table, [1, 2, 3].map((i) => ({ partitionKey: 'p1', rowKey: `r${i}`, ...fields })), AbortSignal.timeout(5000));
+  await table.submitTransaction([['create', { partitionKey: 'p1', rowKey: 'sdk', ...fields }]]);
+  const stored = await table.getEntity<typeof fields>('p1', 'r2');
+  const bySdk = await table.getEntity<typeof fields>('p1', 'sdk');
+  for (const name of Object.keys(fields) as (keyof typeof fields)[]) expect(stored[name]).toEqual(bySdk[name]);
+  expect(stored.at).toEqual(fields.at);
+  const all: unknown[] = [];
+  for await (const entity of table.listEntities({ queryOptions: { filter: "PartitionKey eq 'p1'" } })) all.push(entity);
+  expect(all).toHaveLength(4);
+});
+
+it('stores nothing of a transaction that one entity spoils, and says 409', async () => {
+  await createInTransaction(table, [{ partitionKey: 'p2', rowKey: 'taken', ...fields }], AbortSignal.timeout(5000));
+  const attempt = createInTransaction(table, ['fresh-1', 'taken', 'fresh-2'].map((rowKey) => ({ partitionKey: 'p2', rowKey, ...fields })), AbortSignal.timeout(5000));
+  await expect(attempt).rejects.toMatchObject({ statusCode: 409 });
+  const rows: string[] = [];
+  for await (const entity of table.listEntities({ queryOptions: { filter: "PartitionKey eq 'p2'" } })) rows.push(entity.rowKey!);
+  expect(rows).toEqual(['taken']);
+});
+
+it('refuses entities of two partitions before sending anything', async () => {
+  const mixed = createInTransaction(table, [{ partitionKey: 'p3', rowKey: 'a' }, { partitionKey: 'p4', rowKey: 'b' }], AbortSignal.timeout(5000));
+  await expect(mixed).rejects.toThrow(/one partition key/);
+  const rows: unknown[] = [];
+  for await (const entity of table.listEntities({ queryOptions: { filter: "PartitionKey eq 'p3' or PartitionKey eq 'p4'" } })) rows.push(entity);
+  expect(rows).toEqual([]);
+});
