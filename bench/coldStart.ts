@@ -1,10 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import type { AppStartHandler } from '@azure/functions';
 
 /**
  * A cold Functions worker, run by plain Node without tsx: import the built entry the way the host
- * does, then answer one token request through the handler it registered. Registration is captured
- * by replacing `app.http`, since outside the host @azure/functions registers nothing.
+ * does, run its app-start hooks as the worker does next, then answer one token request through the
+ * handler it registered. Registration is captured by replacing `app.http` and `app.hook.appStart`,
+ * since outside the host @azure/functions registers nothing.
  * Sends `{ importMs, answerMs, status }` as its ready message.
  */
 type Handler = (request: unknown, context: unknown) => Promise<{ status?: number }>;
@@ -15,8 +17,11 @@ const { default: functions } = await import('@azure/functions');
 const handlers = new Map<string, Handler>();
 functions.app.http = ((name: string, options: { handler: Handler }) => void handlers.set(name, options.handler)) as typeof functions.app.http;
 functions.app.timer = (() => undefined) as typeof functions.app.timer;
+const appStart: AppStartHandler[] = [];
+functions.app.hook.appStart = ((handler: AppStartHandler) => void appStart.push(handler)) as unknown as typeof functions.app.hook.appStart;
 await import(pathToFileURL(entry).href);
 const imported = performance.now();
+for (const handler of appStart) await handler(new functions.AppStartContext());
 const request = new functions.HttpRequest({
   method: 'POST',
   url: 'http://127.0.0.1/api/v1/tokens',

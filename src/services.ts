@@ -55,7 +55,18 @@ export interface Services {
   rotation: RotationEngine;
   /** What a rotation engine is built from: the sandbox builds more engines over the same stores. */
   rotationParts: RotationParts;
+  /**
+   * Starts loading, in the background, what a first token request waits on whoever sends it: Entra's
+   * metadata and key sets, the grants and blocks (their tables' existence check with them), and the
+   * broker's own token for Key Vault. A cold instance's first request then finds them loaded or on
+   * their way instead of fetching them one after the other. Nothing is decided from them here; a
+   * part that fails is loaded again by the request, which answers as it would have.
+   */
+  warmUp(): void;
 }
+
+/** Key Vault's audience in Azure's public cloud: the scope its authentication challenge names. */
+const KEY_VAULT_SCOPE = 'https://vault.azure.net/.default';
 
 export type RotationParts = Omit<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>;
 
@@ -139,5 +150,16 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
     health: new HealthCheck(grantsTable, secrets, metadata),
     rotation: new RotationEngine(rotationParts),
     rotationParts,
+    warmUp: () => {
+      const later = () => undefined;
+      void metadata
+        .all()
+        .then((issuers) => Promise.all(issuers.map((issuer) => issuer.keys.reload())))
+        .catch(later);
+      void grants.active().catch(later);
+      // Any object ID: the first lookup loads every block.
+      void blocks.find('').catch(later);
+      void identity.getToken(KEY_VAULT_SCOPE).catch(later);
+    },
   };
 }

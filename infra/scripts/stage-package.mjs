@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Stages what Azure Functions runs, and nothing else, in one folder (default .deploy/; azure.yaml's
-// `dist` zips it): the compiled server (no sandbox, no CLI), host.json, a package.json without dev
-// dependencies or scripts, and the production dependencies copied from node_modules as
-// package-lock.json lists them (the lock's `dev` flag, as `npm ci --omit=dev` reads it), without the
-// files Node never loads.
+// `dist` zips it): the server type-checked and bundled into dist/ (infra/scripts/bundle-functions.mjs;
+// no sandbox, no CLI), host.json, a package.json without dev dependencies or scripts, and the
+// production dependencies copied from node_modules as package-lock.json lists them (the lock's `dev`
+// flag, as `npm ci --omit=dev` reads it), without the files Node never loads. The bundle leaves a few
+// of them external, and the Application Insights exporter is loaded from there.
 // Prints the staged size. Usage: node infra/scripts/stage-package.mjs [out-dir]
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleFunctions } from './bundle-functions.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = resolve(root, process.argv[2] ?? '.deploy');
@@ -18,9 +20,8 @@ if (root === out || root.startsWith(out + sep)) throw new Error(`refusing to sta
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], { stdio: 'inherit' });
-// The CLI is its own package (the `bin`); the server never loads it.
-rmSync(join(out, 'dist/cli'), { recursive: true, force: true });
+execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+await bundleFunctions(join(out, 'dist'), root);
 
 cpSync(join(root, 'host.json'), join(out, 'host.json'));
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));

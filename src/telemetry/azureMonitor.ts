@@ -1,4 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
+import { createRequire } from 'node:module';
 
 /**
  * Sends metrics and traces to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
@@ -14,5 +15,9 @@ export async function startAzureMonitor(connectionString: string | undefined, cr
     instrumentationOptions: { azureSdk: { enabled: true }, http: { enabled: true } },
     enableLiveMetrics: false,
   });
+  // The Azure SDK instrumentation hands the SDKs its instrumenter when require() next loads
+  // @azure/core-tracing; the broker imported it long before, so that happens only here. Without it
+  // Table Storage and Key Vault calls make no spans.
+  createRequire(import.meta.url)('@azure/core-tracing');
   return true;
 }
