@@ -57,10 +57,11 @@ export interface Services {
   rotationParts: RotationParts;
   /**
    * Starts loading, in the background, what a first token request waits on whoever sends it: Entra's
-   * metadata and key sets, the grants and blocks (their tables' existence check with them), and the
-   * broker's own token for Key Vault. A cold instance's first request then finds them loaded or on
-   * their way instead of fetching them one after the other. Nothing is decided from them here; a
-   * part that fails is loaded again by the request, which answers as it would have.
+   * metadata and key sets, the grants and blocks (their tables' existence check with them), the
+   * broker's own token for Key Vault, and the audit tables' existence check. A cold instance's first
+   * request then finds them loaded or on their way instead of fetching them one after the other.
+   * Nothing is decided from them here; a part that fails is loaded again by the request, which
+   * answers as it would have.
    */
   warmUp(): void;
 }
@@ -160,6 +161,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
       // Any object ID: the first lookup loads every block.
       void blocks.find('').catch(later);
       void identity.getToken(KEY_VAULT_SCOPE).catch(later);
+      void issuances.prepare().catch(later);
     },
   };
 }

@@ -78,6 +78,11 @@ export class AuditWriter {
     this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
   }
 
+  /** Makes sure both tables exist (once, together): a cold instance's first write then waits one round trip for it, not two. */
+  async prepare(): Promise<void> {
+    await Promise.all([this.ready(), this.indexReady()]);
+  }
+
   /** `deadline`: when the waiting request must answer; the write gives up in time for it (at most 4 s). */
   write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries, deadline = Date.now() + WRITE_DEADLINE_MS): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
@@ -117,12 +122,9 @@ export class AuditWriter {
     try {
       const until = Math.min(...items.map((item) => item.deadline));
       const abortSignal = AbortSignal.timeout(Math.min(WRITE_DEADLINE_MS, Math.max(MIN_WRITE_MS, until - Date.now())));
+      await this.prepare();
       const transactions = indexTransactions(items.flatMap((item) => item.pointers));
-      if (transactions.length > 0) {
-        await this.indexReady();
-        await Promise.all(transactions.map((group) => this.create(this.indexTable!, group, abortSignal)));
-      }
-      await this.ready();
+      await Promise.all(transactions.map((group) => this.create(this.indexTable!, group, abortSignal)));
       await this.create(this.table, items.map((item) => item.record), abortSignal);
       for (const item of items) item.resolve();
     } catch (error) {

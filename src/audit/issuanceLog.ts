@@ -13,6 +13,11 @@ export class IssuanceLog {
     private readonly marker: IndexMarker,
   ) {}
 
+  /** Readies the tables before the first record needs them (a cold instance's warm-up). */
+  prepare(): Promise<void> {
+    return this.writer.prepare();
+  }
+
   /** `deadline`: when the request waiting on this record must answer (epoch ms). */
   record(record: IssuanceRecord, deadline?: number): Promise<void> {
     this.marker.ensure();
