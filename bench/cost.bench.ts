@@ -1,4 +1,4 @@
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { build } from 'esbuild';
@@ -78,8 +78,11 @@ const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', pro
 
 let compiled: Awaited<ReturnType<typeof compile>>;
 
+/** Node's options as the deployed worker gets them (infra/app/broker.bicep reads the same file). */
+const workerOptions = JSON.parse(readFileSync(join(root, 'infra/app/nodeWorker.json'), 'utf8')) as { NODE_OPTIONS: string };
+
 async function startBroker(env: Record<string, string>): Promise<{ broker: Child<string>; url: string }> {
-  const broker = start<string>(compiled.brokerProcess, env, profile);
+  const broker = start<string>(compiled.brokerProcess, { ...env, NODE_OPTIONS: workerOptions.NODE_OPTIONS }, profile);
   return { broker, url: `${await broker.ready}/api/v1/tokens` };
 }
 
@@ -135,7 +138,7 @@ async function coldStarts(env: Record<string, string>, bearer: string, registry:
     for (let i = 0; i < 3; i++) {
       const cold = start<{ importMs: number; answerMs: number; status: number }>(
         './coldStart.ts',
-        { ...env, ...extra, BENCH_ENTRY: entry, BENCH_BEARER: bearer, BENCH_REGISTRY: registry },
+        { ...env, ...extra, NODE_OPTIONS: workerOptions.NODE_OPTIONS, BENCH_ENTRY: entry, BENCH_BEARER: bearer, BENCH_REGISTRY: registry },
         ['--disable-warning=ExperimentalWarning'],
       );
       starts.push(await cold.ready);

@@ -258,6 +258,12 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   properties: { allow: false }
 }
 
+// Node's options for the Functions worker, shared with `npm run bench` (bench/cost.bench.ts). A heap
+// limit far below the instance's memory makes V8 collect before the old generation grows to four
+// times what is live: about 150 MiB RSS under load instead of 200+, at no CPU cost (issue 14). The
+// live heap is ~30 MiB even with 10,000 grants.
+var nodeWorker = loadJsonContent('nodeWorker.json')
+
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: broker
   name: 'appsettings'
@@ -276,6 +282,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ADMIN_ROLE: adminRole
     MAX_TTL_SECONDS: maxTtlSeconds
     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(hostRequestBodyLimitBytes)
+    NODE_OPTIONS: nodeWorker.NODE_OPTIONS
   }
 }
 

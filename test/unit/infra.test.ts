@@ -48,6 +48,7 @@ const PLATFORM_SETTINGS = new Set([
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
+  'NODE_OPTIONS',
 ]);
 
 async function appSettings(): Promise<string[]> {
@@ -69,6 +70,18 @@ describe('app settings', () => {
   it('set nothing src/config.ts does not know, besides the identity-based platform settings', async () => {
     const unknown = (await appSettings()).filter((name) => !SETTING_NAMES.includes(name) && !PLATFORM_SETTINGS.has(name));
     expect(unknown).toEqual([]);
+  });
+
+  it('give the Node worker the heap limit the benchmark measures with (infra/app/nodeWorker.json)', async () => {
+    const { broker } = await bicep();
+    expect(broker).toMatch(/^var nodeWorker = loadJsonContent\('nodeWorker\.json'\)$/m);
+    expect(broker).toMatch(/^\s*NODE_OPTIONS: nodeWorker\.NODE_OPTIONS$/m);
+    const options = JSON.parse(await read('infra/app/nodeWorker.json')) as { NODE_OPTIONS: string };
+    const heapMiB = Number(/^--max-old-space-size=(\d+)$/.exec(options.NODE_OPTIONS)?.[1]);
+    // Far above the live heap (~30 MiB with 10,000 grants), far below a Flex Consumption instance's 2 GB.
+    expect(heapMiB).toBeGreaterThanOrEqual(192);
+    expect(heapMiB).toBeLessThanOrEqual(1024);
+    expect(await read('bench/cost.bench.ts')).toContain("infra/app/nodeWorker.json");
   });
 
   it('cap the body the Functions host buffers (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT) close above the broker\'s own 16 KiB limit', async () => {
