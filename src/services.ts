@@ -58,16 +58,13 @@ export interface Services {
   /**
    * Starts loading, in the background, what a first token request waits on whoever sends it: Entra's
    * metadata and key sets, the grants and blocks (their tables' existence check with them), the
-   * broker's own token for Key Vault, and the audit tables' existence check. A cold instance's first
+   * stored registry credentials, and the audit tables' existence check. A cold instance's first
    * request then finds them loaded or on their way instead of fetching them one after the other.
    * Nothing is decided from them here; a part that fails is loaded again by the request, which
    * answers as it would have.
    */
   warmUp(): void;
 }
-
-/** Key Vault's audience in Azure's public cloud: the scope its authentication challenge names. */
-const KEY_VAULT_SCOPE = 'https://vault.azure.net/.default';
 
 export type RotationParts = Omit<RotationEngineOptions, 'now' | 'afterStep' | 'instanceId' | 'leaseMs'>;
 
@@ -160,7 +157,9 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
       void grants.active().catch(later);
       // Any object ID: the first lookup loads every block.
       void blocks.find('').catch(later);
-      void identity.getToken(KEY_VAULT_SCOPE).catch(later);
+      // The stored credentials themselves (the vault's challenge and the broker's token come with them);
+      // the read is cached, so the first request costs no extra Key Vault read.
+      for (const entry of catalog.entries()) if (entry.credentialSecret) void credentials.get(entry.credentialSecret).catch(later);
       void issuances.prepare().catch(later);
     },
   };
