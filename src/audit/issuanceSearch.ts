@@ -5,7 +5,7 @@ import { fromEntity, listField } from './entityCodec.js';
 import { indexPartition, objectIdIndex, pointedRecord, repositoryIndex, type IndexMarker } from './indexKeys.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { hourBucket, invertedTime, ISSUANCE_SHARDS, monthBucketsBetween } from './partitioning.js';
-import { encodeCursor, entities, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
+import { encodeCursor, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
 
 export interface IssuanceFilter {
   from: Date;
@@ -21,8 +21,10 @@ export interface IssuanceFilter {
 
 type Page = { issuances: IssuanceRecord[]; nextCursor: string | undefined };
 
-/** Records read by key at once: a page of 1,000 is read in about 30 rounds, not 1,000. */
-const RECORD_READS_IN_FLIGHT = 32;
+/** Records read by key at once: a page of 1,000 is read in about 16 rounds, not 1,000. */
+const RECORD_READS_IN_FLIGHT = 64;
+/** The most entities Table Storage returns in one response. */
+const MAX_PAGE = 1000;
 
 /**
  * "Who got push on acme/web last Tuesday?": the issuances table, newest first. A search by
@@ -116,10 +118,16 @@ async function readIndex(
     const month = months[index]!;
     const after = request.cursor && 'm' in request.cursor && request.cursor.m === month ? request.cursor.a : undefined;
     const filter = [`PartitionKey eq ${odataString(indexPartition(key, month))}`, `RowKey ge ${lower}`, `RowKey lt ${upper}`, ...(after ? [`RowKey gt ${odataString(after)}`] : []), ...request.conditions];
-    for await (const entity of entities(table, filter.join(' and '), request.limit + 1)) {
-      // More in this month: the next page resumes right after the last pointer returned.
-      if (pointers.length === request.limit) return { pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } };
-      pointers.push(entity);
+    // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two.
+    const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: Math.min(MAX_PAGE, request.limit + 1) });
+    for await (const page of pages) {
+      for (const entity of page) {
+        // More in this month: the next page resumes right after the last pointer returned.
+        if (pointers.length === request.limit) return { pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } };
+        pointers.push(entity);
+      }
+      // Full, and the month may hold more: say so rather than read another page to find out.
+      if (pointers.length === request.limit && page.continuationToken) return { pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } };
     }
     if (pointers.length === request.limit && index + 1 < months.length) return { pointers, next: { m: months[index + 1]! } };
   }

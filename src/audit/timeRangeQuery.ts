@@ -49,7 +49,7 @@ export function odataString(value: string): string {
 const DEFAULT_MAX_HOURS = 48;
 
 /** Every entity matching `filter`, fetched lazily `pageSize` at a time. */
-export async function* entities(table: TableClient, filter: string, pageSize: number): AsyncGenerator<Entity> {
+async function* entities(table: TableClient, filter: string, pageSize: number): AsyncGenerator<Entity> {
   for await (const page of table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: pageSize })) {
     yield* page;
   }
