@@ -19,8 +19,8 @@ const unavailable = () => errors.dependencyDown('block-list', 'The block list (T
 
 interface Snapshot {
   blocks: Map<string, Block>;
-  /** The version row's ETag when it was read before the rows; undefined when it was not. */
-  version: string | undefined;
+  /** The version row's ETag, read before the rows. */
+  version: string;
   readAt: number;
 }
 
@@ -83,8 +83,8 @@ export class BlockStore {
   /** One point read when nothing changed; every block only when the version row says something did. */
   private async refresh(signal: AbortSignal | undefined): Promise<Map<string, Block>> {
     const last = this.snapshot;
-    // As for grants: the first load lists alone and leaves the version unknown for the next refresh.
-    const version = last ? await this.guard(() => partitionVersion(this.table, PARTITION, signal)) : undefined;
+    // As for grants: the first load reads the version too, so the next refresh need not list again.
+    const version = await this.guard(() => partitionVersion(this.table, PARTITION, signal));
     if (last && last.version === version && Date.now() - last.readAt < FULL_READ_MS) return last.blocks;
     const readAt = Date.now();
     const blocks = new Map((await this.list(signal)).map((block) => [block.objectId, block]));
