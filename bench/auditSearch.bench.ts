@@ -38,10 +38,12 @@ const what = new Uint16Array(RECORDS);
   }
 }
 
+const issuanceIdOf = (i: number) => `01B${String(i).padStart(23, '0')}`;
+
 function recordOf(i: number): IssuanceRecord {
   const repository = repositories[what[i]!]!;
   return {
-    issuanceId: `01B${String(i).padStart(23, '0')}`,
+    issuanceId: issuanceIdOf(i),
     requestId: `r${i}`,
     time: new Date(times[i]!),
     outcome: 'issued',
@@ -60,7 +62,7 @@ function recordOf(i: number): IssuanceRecord {
 /** Where AuditWriter stores record i: the issued lane's shards, in turn, as a busy writer takes them. */
 function storedAt(i: number): { partitionKey: string; rowKey: string } {
   const time = new Date(times[i]!);
-  return { partitionKey: partitionKey(time, i % (ISSUANCE_SHARDS / ISSUANCE_LANES.length)), rowKey: rowKey(time, `01B${String(i).padStart(23, '0')}`) };
+  return { partitionKey: partitionKey(time, i % (ISSUANCE_SHARDS / ISSUANCE_LANES.length)), rowKey: rowKey(time, issuanceIdOf(i)) };
 }
 
 type Keyed = { partitionKey: string; rowKey: string; i: number };

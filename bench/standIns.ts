@@ -34,15 +34,11 @@ const sandbox = await startSandbox({
   log: jsonLineLogger(() => undefined),
   registryTimeoutSeconds: REGISTRY_TIMEOUT_SECONDS,
 });
-const hostPort = (url: string) => {
-  const { hostname, port } = new URL(url);
-  return { host: hostname, port: Number(port) };
-};
 const proxies: Record<Dependency, StallingProxy> = {
   tables: await startStallingProxy({ host: '127.0.0.1', port: sandbox.azurite.port }),
-  'key-vault': await startStallingProxy(hostPort(sandbox.keyVault.url)),
-  'entra-metadata': await startStallingProxy(hostPort(sandbox.entra.url)),
-  registry: await startStallingProxy(hostPort(sandbox.tokens.url)),
+  'key-vault': await startStallingProxy(sandbox.keyVault.url),
+  'entra-metadata': await startStallingProxy(sandbox.entra.url),
+  registry: await startStallingProxy(sandbox.tokens.url),
 };
 
 /**

@@ -29,7 +29,8 @@ export async function createInTransaction(table: TableClient, entities: TableEnt
   const batch = `batch_${randomUUID()}`;
   const changeset = `changeset_${randomUUID()}`;
   const [account, sas] = table.url.split('?');
-  const target = `${account!.endsWith('/') ? account : `${account}/`}${table.tableName}`;
+  const base = account!.endsWith('/') ? account! : `${account}/`;
+  const target = `${base}${table.tableName}`;
   const head = `--${changeset}${CRLF}Content-Type: application/http${CRLF}Content-Transfer-Encoding: binary${CRLF}${CRLF}POST ${target} HTTP/1.1${CRLF}Content-Type: application/json;odata=nometadata${CRLF}Accept: application/json;odata=minimalmetadata${CRLF}DataServiceVersion: 3.0${CRLF}Prefer: return-no-content${CRLF}${CRLF}`;
   let body = `--${batch}${CRLF}Content-Type: multipart/mixed; boundary=${changeset}${CRLF}${CRLF}`;
   for (const entity of entities) {
@@ -38,7 +39,7 @@ export async function createInTransaction(table: TableClient, entities: TableEnt
   }
   body += `--${changeset}--${CRLF}--${batch}--${CRLF}`;
   const request = createPipelineRequest({
-    url: `${account!.endsWith('/') ? account : `${account}/`}$batch${sas === undefined ? '' : `?${sas}`}`,
+    url: `${base}$batch${sas === undefined ? '' : `?${sas}`}`,
     method: 'POST',
     body,
     abortSignal,

@@ -120,14 +120,15 @@ async function readIndex(
     const filter = [`PartitionKey eq ${odataString(indexPartition(key, month))}`, `RowKey ge ${lower}`, `RowKey lt ${upper}`, ...(after ? [`RowKey gt ${odataString(after)}`] : []), ...request.conditions];
     // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two.
     const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: Math.min(MAX_PAGE, request.limit + 1) });
+    // More in this month: the next page resumes right after the last pointer returned.
+    const resumeInMonth = () => ({ pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } });
     for await (const page of pages) {
       for (const entity of page) {
-        // More in this month: the next page resumes right after the last pointer returned.
-        if (pointers.length === request.limit) return { pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } };
+        if (pointers.length === request.limit) return resumeInMonth();
         pointers.push(entity);
       }
       // Full, and the month may hold more: say so rather than read another page to find out.
-      if (pointers.length === request.limit && page.continuationToken) return { pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } };
+      if (pointers.length === request.limit && page.continuationToken) return resumeInMonth();
     }
     if (pointers.length === request.limit && index + 1 < months.length) return { pointers, next: { m: months[index + 1]! } };
   }

@@ -27,18 +27,13 @@ let bearer: string;
 const proxies = {} as Record<Dependency, StallingProxy>;
 let broker: BrokerHost | undefined;
 
-function hostPort(url: string) {
-  const { hostname, port } = new URL(url);
-  return { host: hostname, port: Number(port) };
-}
-
 beforeAll(async () => {
   h = await startHarness({ registryTimeoutSeconds: REGISTRY_TIMEOUT_SECONDS });
   const { sandbox } = h;
   proxies.tables = await startStallingProxy({ host: '127.0.0.1', port: sandbox.azurite.port });
-  proxies['key-vault'] = await startStallingProxy(hostPort(sandbox.keyVault.url));
-  proxies['entra-metadata'] = await startStallingProxy(hostPort(sandbox.entra.url));
-  proxies.registry = await startStallingProxy(hostPort(sandbox.tokens.url));
+  proxies['key-vault'] = await startStallingProxy(sandbox.keyVault.url);
+  proxies['entra-metadata'] = await startStallingProxy(sandbox.entra.url);
+  proxies.registry = await startStallingProxy(sandbox.tokens.url);
   caller = sandbox.identity('hung-workload');
   await h.grant({ id: 'hung', subjects: [{ objectId: caller.objectId }], repositories: ['hung/**'], actions: ['pull'] });
   bearer = await sandbox.entra.mint({ identity: caller, audience: AUDIENCE });

@@ -29,9 +29,8 @@ describe.skipIf(!dockerRegistryAvailable())('a hung login provider is a quick re
 
   beforeAll(async () => {
     h = await startHarness({ acr: true, login: true, loginOrganization: 'acme', registryTimeoutSeconds: 2 });
-    const hostPort = (address: string) => ({ host: new URL(address).hostname, port: Number(new URL(address).port) });
-    proxies['hub-api'] = await startStallingProxy(hostPort(h.sandbox.dockerHub!.url));
-    proxies.arm = await startStallingProxy(hostPort(h.sandbox.arm!.url));
+    proxies['hub-api'] = await startStallingProxy(h.sandbox.dockerHub!.url);
+    proxies.arm = await startStallingProxy(h.sandbox.arm!.url);
     h.sandbox.arm!.acceptAudience(`http://${proxies.arm.host}`);
     caller = h.sandbox.identity('hung-login');
     for (const registry of [h.sandbox.registry.host, h.sandbox.acr!.host]) {

@@ -22,7 +22,9 @@ interface Pair {
   toClient: Buffer[];
 }
 
-export async function startStallingProxy(target: { host: string; port: number }): Promise<StallingProxy> {
+/** `to`: the dependency's host and port, or its base URL. */
+export async function startStallingProxy(to: { host: string; port: number } | string): Promise<StallingProxy> {
+  const target = typeof to === 'string' ? { host: new URL(to).hostname, port: Number(new URL(to).port) } : to;
   let stalled = false;
   const pairs = new Set<Pair>();
 
