@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { createInTransaction } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
-import { pointer, type Pointer } from './indexKeys.js';
+import { indexRows, type IndexedRecord } from './indexKeys.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
 /** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
@@ -21,7 +21,7 @@ const WRITE_DEADLINE_MS = 4_000;
 /** However little of a request's budget is left, its write gets this long. */
 const MIN_WRITE_MS = 1_000;
 
-/** Where a record is also found: pointer rows in the index table under these keys (see indexKeys.ts). */
+/** Where a record is also found: listed in the index table under these keys (see indexKeys.ts). */
 export interface IndexEntries {
   keys: string[];
   /** The few fields a search filters on, so that it reads only the pointers that match. */
@@ -32,7 +32,7 @@ interface Pending {
   /** When the request waiting on this record must have its answer (epoch ms). */
   deadline: number;
   record: TableEntity;
-  pointers: Pointer[];
+  indexed: IndexedRecord | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -53,9 +53,10 @@ interface OpenBatch {
  * Lanes split the shards between kinds of record (issued / refused): records of different lanes
  * never share a partition, so never a transaction, and a burst of one kind cannot fail the other.
  *
- * Index pointers go to their own table, in transactions of their own (one per index partition) written *before* the records:
- * a record is never stored without its pointers, and a pointer whose record then failed to be stored
- * points at nothing, which the search skips. The audit table holds exactly one entity per decision.
+ * Index rows go to their own table, in transactions of their own (one per index partition) written
+ * *before* the records: a record is never stored without its index rows, and a row whose records then
+ * failed to be stored points at nothing, which the search skips. The audit table holds exactly one
+ * entity per decision.
  */
 export class AuditWriter {
   private readonly ready: () => Promise<void>;
@@ -103,9 +104,9 @@ export class AuditWriter {
       }
     }
     const record = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), ...fields };
-    const pointers = this.indexTable && index ? index.keys.map((key) => pointer(key, time, record, index.fields)) : [];
+    const indexed = this.indexTable && index ? { time, rowKey: record.rowKey, ...index } : undefined;
     const open = batch;
-    const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record, pointers, resolve, reject }));
+    const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record, indexed, resolve, reject }));
     if (open.items.length >= MAX_BATCH) this.flush(bucket);
     return written;
   }
@@ -123,7 +124,8 @@ export class AuditWriter {
       const until = Math.min(...items.map((item) => item.deadline));
       const abortSignal = AbortSignal.timeout(Math.min(WRITE_DEADLINE_MS, Math.max(MIN_WRITE_MS, until - Date.now())));
       await this.prepare();
-      const transactions = indexTransactions(items.flatMap((item) => item.pointers));
+      const indexed = items.flatMap((item) => (item.indexed ? [item.indexed] : []));
+      const transactions = indexed.length === 0 ? [] : byPartition(indexRows(items[0]!.record.partitionKey, indexed));
       await Promise.all(transactions.map((group) => this.create(this.indexTable!, group, abortSignal)));
       await this.create(this.table, items.map((item) => item.record), abortSignal);
       for (const item of items) item.resolve();
@@ -148,13 +150,13 @@ export class AuditWriter {
   }
 }
 
-/** Pointers by index partition, at most a transaction's worth each. */
-function indexTransactions(pointers: Pointer[]): Pointer[][] {
-  const byPartition = new Map<string, Pointer[]>();
-  for (const entity of pointers) {
-    const group = byPartition.get(entity.partitionKey);
+/** Entities by partition, at most a transaction's worth each. */
+function byPartition(entities: TableEntity[]): TableEntity[][] {
+  const groups = new Map<string, TableEntity[]>();
+  for (const entity of entities) {
+    const group = groups.get(entity.partitionKey);
     if (group) group.push(entity);
-    else byPartition.set(entity.partitionKey, [entity]);
+    else groups.set(entity.partitionKey, [entity]);
   }
-  return [...byPartition.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / MAX_BATCH) }, (_, i) => group.slice(i * MAX_BATCH, (i + 1) * MAX_BATCH)));
+  return [...groups.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / MAX_BATCH) }, (_, i) => group.slice(i * MAX_BATCH, (i + 1) * MAX_BATCH)));
 }

@@ -6,14 +6,14 @@ import type { IssuanceRecord } from './issuanceRecord.js';
 import { monthBucket } from './partitioning.js';
 
 /**
- * The issuance search index: table `issuanceindex`. For each record, a pointer row for its objectId
- * and one per repository it asked for, written before the record (see AuditWriter). The index-entity
- * pattern: a pointer lives in partition `<key>|<yyyymm>` under row key `<key>|<record's row key>`, so
+ * The issuance search index: table `issuanceindex`. Each record is listed under its objectId and
+ * under each repository it asked for, written before the record (see AuditWriter). The index-entity
+ * pattern: a key's rows live in partition `<key>|<yyyymm>` under row keys `<key>|<record row key>`, so
  * "who got push on acme/web in November" is one key range of one partition, newest first, whatever
- * else was issued. (One key's pointers share a partition, so about 2,000 issuances a second for one
- * repository is where Azure starts throttling them.) Keys may not hold `/`, so a repository's `/` is
- * written `!` (neither is in the OCI name grammar, and `|` ends the name, so `r|acme|` never matches
- * `acme/web`). Pointers carry the fields searches filter on, and the partition of their record.
+ * else was issued. A row lists the records of one writer's batch (see indexRows), so one key's
+ * partition takes a row per batch, not per record, well under Azure's ~2,000 entities a second per
+ * partition. Keys may not hold `/`, so a repository's `/` is written `!` (neither is in the OCI name
+ * grammar, and `|` ends the name, so `r|acme|` never matches `acme/web`).
  */
 export const objectIdIndex = (objectId: string) => `o|${objectId}`;
 export const repositoryIndex = (repository: string) => `r|${repository.replaceAll('/', '!')}`;
@@ -29,7 +29,7 @@ export function issuanceIndexKeys(record: Pick<IssuanceRecord, 'objectId' | 'req
 }
 
 export function pointerFields(record: Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId }).filter(([, value]) => value !== undefined));
+  return definedOnly({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId });
 }
 
 /** The index partition holding `key`'s pointers of month `month`. */
@@ -37,21 +37,79 @@ export function indexPartition(key: string, month: string): string {
   return `${key}|${month}`;
 }
 
-export interface Pointer {
+/**
+ * Record row keys begin with 13 digits of inverted milliseconds (timeKeys.ts): the first 10 are the
+ * record's second. A list row holds records of one second only, so rows of different seconds never
+ * interleave and a search sorts only within a second.
+ */
+const SECOND_DIGITS = 10;
+export const secondOf = (recordRowKey: string) => recordRowKey.slice(0, SECOND_DIGITS);
+
+/** What a list row says of one record: its row key, and the fields filtered on that the row does not carry. */
+export interface ListedRecord {
+  rowKey: string;
+  objectId?: string;
+  requestId?: string;
+}
+
+/** A record as the writer indexes it: its row key, the keys it is found under, the fields searches filter on. */
+export interface IndexedRecord {
+  time: Date;
+  rowKey: string;
+  keys: string[];
+  fields: Record<string, unknown>;
+}
+
+export interface IndexRow {
   partitionKey: string;
   rowKey: string;
   recordPartition: string;
+  /** JSON `[rowKey, objectId, requestId][]`, newest first. */
+  records: string;
   [field: string]: unknown;
 }
 
-export function pointer(key: string, time: Date, record: { partitionKey: string; rowKey: string }, fields: Record<string, unknown>): Pointer {
-  return { partitionKey: indexPartition(key, monthBucket(time)), rowKey: `${key}|${record.rowKey}`, recordPartition: record.partitionKey, ...fields };
+/**
+ * The index rows of one batch of records (all in `recordPartition`): one row per key, month, second,
+ * outcome and registry, listing its records, rather than a row per record and key. A burst from one
+ * workload then costs two index entities per batch, not two per record: Table Storage (and, far more,
+ * Azurite) charges per entity. Outcome and registry are row properties, so Table Storage still
+ * filters on them; identity and request id are per record, filtered by the search. The row key is
+ * the key and the newest record's row key, which no other row of that key can have.
+ */
+export function indexRows(recordPartition: string, records: IndexedRecord[]): IndexRow[] {
+  const rows = new Map<string, { partitionKey: string; key: string; fields: Record<string, unknown>; listed: [string, unknown, unknown][] }>();
+  for (const record of records) {
+    const { outcome, registry, objectId, requestId } = record.fields;
+    for (const key of record.keys) {
+      const partition = indexPartition(key, monthBucket(record.time));
+      const group = `${partition}\n${secondOf(record.rowKey)}\n${String(outcome)}\n${String(registry)}`;
+      let row = rows.get(group);
+      if (!row) rows.set(group, (row = { partitionKey: partition, key, fields: { outcome, registry }, listed: [] }));
+      row.listed.push([record.rowKey, objectId ?? null, requestId ?? null]);
+    }
+  }
+  return [...rows.values()].map(({ partitionKey, key, fields, listed }) => {
+    listed.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    return { partitionKey, rowKey: `${key}|${listed[0]![0]}`, recordPartition, ...definedOnly(fields), records: JSON.stringify(listed) };
+  });
 }
 
-/** The record a pointer row points at: its partition and row key. */
-export function pointedRecord(entity: { rowKey?: string; recordPartition?: unknown }): { partitionKey: string; rowKey: string } | undefined {
-  const rowKey = entity.rowKey?.slice(entity.rowKey.lastIndexOf('|') + 1);
-  return rowKey && typeof entity.recordPartition === 'string' ? { partitionKey: entity.recordPartition, rowKey } : undefined;
+function definedOnly(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * The records an index row lists. A row without a list (written before lists, one per record) names
+ * its one record by its own row key and carries that record's fields.
+ */
+export function listedRecords(row: { rowKey?: string; records?: unknown; objectId?: unknown; requestId?: unknown }): ListedRecord[] {
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  if (typeof row.records !== 'string') {
+    const rowKey = row.rowKey?.slice(row.rowKey.lastIndexOf('|') + 1);
+    return rowKey ? [{ rowKey, ...definedOnly({ objectId: text(row.objectId), requestId: text(row.requestId) }) }] : [];
+  }
+  return (JSON.parse(row.records) as unknown[][]).map(([rowKey, objectId, requestId]) => ({ rowKey: String(rowKey), ...definedOnly({ objectId: text(objectId), requestId: text(requestId) }) }));
 }
 
 const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;

@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
 import { fromEntity, listField } from './entityCodec.js';
-import { indexPartition, objectIdIndex, pointedRecord, repositoryIndex, type IndexMarker } from './indexKeys.js';
+import { indexPartition, listedRecords, objectIdIndex, repositoryIndex, secondOf, type IndexMarker, type ListedRecord } from './indexKeys.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { hourBucket, invertedTime, ISSUANCE_SHARDS, monthBucketsBetween } from './partitioning.js';
 import { encodeCursor, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
@@ -28,8 +28,8 @@ const MAX_PAGE = 1000;
 
 /**
  * "Who got push on acme/web last Tuesday?": the issuances table, newest first. A search by
- * repository or identity reads that key's index pointers (indexKeys.ts), one key range a month, for the
- * time since indexing began, then the records they point at; it scans the records of the hours
+ * repository or identity reads that key's index rows (indexKeys.ts), one key range a month, for the
+ * time since indexing began, then the records they list; it scans the records of the hours
  * before, so it never misses one.
  */
 export class IssuanceSearch {
@@ -50,11 +50,9 @@ export class IssuanceSearch {
 }
 
 export async function searchIssuances(table: TableClient, filter: IssuanceFilter, index?: { table: TableClient; since: Date | undefined }): Promise<Page> {
-  const common = [
-    ...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []),
-    ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : []),
-    ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : []),
-  ];
+  // Index rows carry registry and outcome; identity and request id are per listed record.
+  const rowConditions = [...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []), ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : [])];
+  const common = [...rowConditions, ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : [])];
   const byObjectId = filter.objectId ? [`objectId eq ${odataString(filter.objectId)}`] : [];
   const key = filter.repository ? repositoryIndex(filter.repository) : filter.objectId ? objectIdIndex(filter.objectId) : undefined;
   // The marker's own hour may hold records from before it: that hour, and earlier ones, are scanned.
@@ -71,12 +69,13 @@ export async function searchIssuances(table: TableClient, filter: IssuanceFilter
       to: filter.to,
       limit: filter.limit,
       cursor,
-      conditions: filter.repository ? [...byObjectId, ...common] : common,
+      conditions: rowConditions,
+      accept: (listed) => (!filter.objectId || listed.objectId === filter.objectId) && (!filter.requestId || listed.requestId === filter.requestId),
     });
-    records = await readRecords(table, page.pointers);
+    records = await readRecords(table, page.records);
     if (page.next) return answer(records, page.next);
     if (!scanned) return answer(records, undefined);
-    if (page.pointers.length === filter.limit) return answer(records, { h: hourBucket(scanTo) });
+    if (page.records.length === filter.limit) return answer(records, { h: hourBucket(scanTo) });
   } else if (cursor && !('h' in cursor)) {
     return answer([], undefined);
   }
@@ -102,48 +101,73 @@ function answer(records: Entity[], next: Cursor | undefined): Page {
   return { issuances: records.map((entity) => fromEntity(issuanceRecordSchema, entity)), nextCursor: next ? encodeCursor(next) : undefined };
 }
 
-/** One key's pointers in a time range, newest first: one key range of one partition per month. */
+interface RecordKey {
+  partitionKey: string;
+  rowKey: string;
+}
+
+/**
+ * One key's records in a time range, newest first: one key range of one partition per month. Rows
+ * hold the records of one second (indexKeys.ts), and rows of one second may interleave (several
+ * batches, several instances), so the records of a second are sorted before any is returned; a page
+ * ends at a record, and the next one reads its second again and resumes after that record.
+ */
 async function readIndex(
   table: TableClient,
   key: string,
-  request: { from: Date; to: Date; limit: number; cursor: Cursor | undefined; conditions: string[] },
-): Promise<{ pointers: Entity[]; next: Cursor | undefined }> {
+  request: { from: Date; to: Date; limit: number; cursor: Cursor | undefined; conditions: string[]; accept: (record: ListedRecord) => boolean },
+): Promise<{ records: RecordKey[]; next: Cursor | undefined }> {
   const months = monthBucketsBetween(request.from, request.to);
   const startAt = request.cursor && 'm' in request.cursor ? months.indexOf(request.cursor.m) : 0;
-  if (startAt < 0) return { pointers: [], next: undefined };
-  const lower = odataString(`${key}|${invertedTime(request.to)}`);
-  const upper = odataString(`${key}|${invertedTime(new Date(request.from.getTime() - 1))}`);
-  const pointers: Entity[] = [];
+  if (startAt < 0) return { records: [], next: undefined };
+  const newest = invertedTime(request.to);
+  const beyond = invertedTime(new Date(request.from.getTime() - 1));
+  const records: RecordKey[] = [];
   for (let index = startAt; index < months.length; index++) {
     const month = months[index]!;
     const after = request.cursor && 'm' in request.cursor && request.cursor.m === month ? request.cursor.a : undefined;
-    const filter = [`PartitionKey eq ${odataString(indexPartition(key, month))}`, `RowKey ge ${lower}`, `RowKey lt ${upper}`, ...(after ? [`RowKey gt ${odataString(after)}`] : []), ...request.conditions];
+    const from = after !== undefined && after > newest ? after : newest;
+    const filter = [`PartitionKey eq ${odataString(indexPartition(key, month))}`, `RowKey ge ${odataString(`${key}|${secondOf(from)}`)}`, `RowKey lt ${odataString(`${key}|${beyond}`)}`, ...request.conditions];
+    let second: RecordKey[] = [];
+    let secondKey: string | undefined;
+    /** The records of the second read so far, in order, up to the limit; true when the page is full. */
+    const emit = () => {
+      second.sort((a, b) => (a.rowKey < b.rowKey ? -1 : 1));
+      for (const record of second) {
+        if (records.length === request.limit) return true;
+        records.push(record);
+      }
+      second = [];
+      return records.length === request.limit;
+    };
     // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two.
     const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: Math.min(MAX_PAGE, request.limit + 1) });
-    // More in this month: the next page resumes right after the last pointer returned.
-    const resumeInMonth = () => ({ pointers, next: { m: month, a: pointers.at(-1)!.rowKey! } });
     for await (const page of pages) {
-      for (const entity of page) {
-        if (pointers.length === request.limit) return resumeInMonth();
-        pointers.push(entity);
+      for (const row of page) {
+        const rowSecond = secondOf(row.rowKey!.slice(key.length + 1));
+        if (rowSecond !== secondKey && emit()) return { records, next: { m: month, a: records.at(-1)!.rowKey } };
+        secondKey = rowSecond;
+        const partitionKey = typeof row.recordPartition === 'string' ? row.recordPartition : undefined;
+        if (!partitionKey) continue;
+        for (const listed of listedRecords(row)) {
+          if (listed.rowKey >= newest && listed.rowKey < beyond && (after === undefined || listed.rowKey > after) && request.accept(listed)) second.push({ partitionKey, rowKey: listed.rowKey });
+        }
       }
-      // Full, and the month may hold more: say so rather than read another page to find out.
-      if (pointers.length === request.limit && page.continuationToken) return resumeInMonth();
     }
-    if (pointers.length === request.limit && index + 1 < months.length) return { pointers, next: { m: months[index + 1]! } };
+    // Full: the month may hold more, so say where to resume rather than read on to find out.
+    if (emit()) return { records, next: { m: month, a: records.at(-1)!.rowKey } };
   }
-  return { pointers, next: undefined };
+  return { records, next: undefined };
 }
 
-/** The records the pointers name, by key and in the pointers' order; a pointer to nothing (its record's write failed) is skipped. */
-async function readRecords(table: TableClient, pointers: Entity[]): Promise<Entity[]> {
-  const records: (Entity | undefined)[] = new Array(pointers.length);
+/** The records named, by key and in order; one that is missing (its write failed after its index rows) is skipped. */
+async function readRecords(table: TableClient, keys: RecordKey[]): Promise<Entity[]> {
+  const records: (Entity | undefined)[] = new Array(keys.length);
   let next = 0;
   const reader = async () => {
-    while (next < pointers.length) {
+    while (next < keys.length) {
       const at = next++;
-      const target = pointedRecord(pointers[at]!);
-      if (!target) continue;
+      const target = keys[at]!;
       try {
         records[at] = await table.getEntity<Record<string, unknown>>(target.partitionKey, target.rowKey);
       } catch (error) {
@@ -151,6 +175,6 @@ async function readRecords(table: TableClient, pointers: Entity[]): Promise<Enti
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(RECORD_READS_IN_FLIGHT, pointers.length) }, reader));
+  await Promise.all(Array.from({ length: Math.min(RECORD_READS_IN_FLIGHT, keys.length) }, reader));
   return records.filter((record) => record !== undefined);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuanceRecord } from '../../src/audit/issuanceRecord.js';
 import { searchIssuances } from '../../src/audit/issuanceSearch.js';
-import { pointer, repositoryIndex } from '../../src/audit/indexKeys.js';
+import { indexRows, objectIdIndex, repositoryIndex } from '../../src/audit/indexKeys.js';
 import { partitionKey, rowKey } from '../../src/audit/partitioning.js';
 import { createTableClient } from '../../src/tables.js';
 import { startHarness, type Harness } from '../support/harness.js';
@@ -120,14 +120,68 @@ describe('searches by repository and identity', () => {
     expect([...months].sort()).toEqual(['202611', '202612']);
   });
 
-  it('a pointer whose record was never stored (its write failed after the pointers) is skipped', async () => {
+  it('an index row whose records were never stored (their write failed after the index rows) is skipped', async () => {
     const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
     const time = new Date(END - 60_000);
-    const ghost = pointer(repositoryIndex('acme/ghost'), time, { partitionKey: partitionKey(time, 0), rowKey: rowKey(time, '01KGHOST0000000000000000000') }, { outcome: 'issued', registry: 'docker.io' });
-    await index.createEntity(ghost);
+    const [ghost] = indexRows(partitionKey(time, 0), [{ time, rowKey: rowKey(time, '01KGHOST0000000000000000000'), keys: [repositoryIndex('acme/ghost')], fields: { outcome: 'issued', registry: 'docker.io' } }]);
+    await index.createEntity(ghost!);
     const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
     const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 10, repository: 'acme/ghost' }, { table: index, since: SINCE });
     expect(page).toEqual({ issuances: [], nextCursor: undefined });
+  });
+
+  it('a row of the first index format (one per record, no list) is still found', async () => {
+    const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
+    const record = records.find((candidate) => candidate.time.getTime() < END - 3600_000 && candidate.time.getTime() > SINCE.getTime() + 3600_000)!;
+    const stored = (await h.auditRecords()).find((row) => row.issuanceId === record.issuanceId)!;
+    const key = repositoryIndex('acme/first-format');
+    await index.createEntity({ partitionKey: `${key}|202611`, rowKey: `${key}|${String(stored.rowKey)}`, recordPartition: String(stored.partitionKey), objectId: record.objectId, registry: 'docker.io', outcome: 'issued', requestId: record.requestId });
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 10, repository: 'acme/first-format' }, { table: index, since: SINCE });
+    expect(page.issuances.map((issuance) => issuance.issuanceId)).toEqual([record.issuanceId]);
+  });
+
+  it('a burst of one workload: a few list rows, and paging through seconds that several batches share is exact', async () => {
+    const burst = ['33333333-3333-3333-3333-333333333333', '44444444-4444-4444-4444-444444444444'];
+    const second = END - 2 * 3600_000 + 500;
+    const written: IssuanceRecord[] = [];
+    // Three waves, each a batch or two of the writer, all within the same two seconds: their rows interleave.
+    for (let wave = 0; wave < 3; wave++) {
+      const batch = Array.from({ length: 120 }, (_, i): IssuanceRecord => ({
+        issuanceId: `01KBURST${String(wave * 1000 + i).padStart(18, '0')}`,
+        requestId: `burst-${wave}-${i}`,
+        time: new Date(second + Math.floor(random() * 1500)),
+        outcome: 'issued',
+        reason: 'issued',
+        status: 200,
+        objectId: burst[i % 2]!,
+        registry: 'docker.io',
+        requestedScopes: ['repository:burst/app:pull'],
+        grantedScopes: ['repository:burst/app:pull'],
+        grantIds: [],
+        latencyMs: 5,
+        clientIp: '10.0.0.1',
+      }));
+      await Promise.all(batch.map((record) => h.sandbox.services.issuances.record(record)));
+      written.push(...batch);
+    }
+    records.push(...written);
+    const range = { from: new Date(END - 3 * 3600_000), to: new Date(END - 3600_000) };
+    expect((await everything({ repository: 'burst/app' }, [], range, 7)).ids).toEqual([...written].sort(newestFirst).map((record) => record.issuanceId));
+    const second2 = written.filter((record) => record.objectId === burst[1]).sort(newestFirst).map((record) => record.issuanceId);
+    expect((await everything({ repository: 'burst/app', objectId: burst[1]! }, [], range, 11)).ids).toEqual(second2);
+    expect((await everything({ objectId: burst[0]! }, [], range, 1000)).ids).toEqual(written.filter((record) => record.objectId === burst[0]).sort(newestFirst).map((record) => record.issuanceId));
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
+    const one = await searchIssuances(table, { ...range, limit: 10, repository: 'burst/app', requestId: 'burst-1-17' }, { table: index, since: SINCE });
+    expect(one.issuances.map((issuance) => issuance.issuanceId)).toEqual([written[137]!.issuanceId]);
+    // A row per batch, second and key: a handful for 360 records, where a row per record would be 360.
+    for (const key of [repositoryIndex('burst/app'), objectIdIndex(burst[0]!)]) {
+      let rows = 0;
+      for await (const row of index.listEntities({ queryOptions: { filter: `PartitionKey eq '${key}|202611'` } })) if (row.rowKey) rows += 1;
+      expect(rows).toBeGreaterThan(0);
+      expect(rows).toBeLessThanOrEqual(24);
+    }
   });
 
   it('the audit table holds one entity per record, and a plain time-range search returns each once', async () => {
