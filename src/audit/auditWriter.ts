@@ -24,7 +24,7 @@ const MIN_WRITE_MS = 1_000;
 /** Where a record is also found: listed in the index table under these keys (see indexKeys.ts). */
 export interface IndexEntries {
   keys: string[];
-  /** The few fields a search filters on, so that it reads only the pointers that match. */
+  /** The few fields a search filters on, so that it reads only the index rows that match. */
   fields: Record<string, unknown>;
 }
 

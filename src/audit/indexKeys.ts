@@ -28,11 +28,11 @@ export function issuanceIndexKeys(record: Pick<IssuanceRecord, 'objectId' | 'req
   return [...(record.objectId ? [objectIdIndex(record.objectId)] : []), ...[...repositories].map(repositoryIndex)];
 }
 
-export function pointerFields(record: Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>): Record<string, unknown> {
+export function indexFields(record: Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>): Record<string, unknown> {
   return definedOnly({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId });
 }
 
-/** The index partition holding `key`'s pointers of month `month`. */
+/** The index partition holding `key`'s rows of month `month`. */
 export function indexPartition(key: string, month: string): string {
   return `${key}|${month}`;
 }
@@ -116,7 +116,7 @@ const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;
 const RECHECK_MS = 60_000;
 
 /**
- * When indexing began (a row of the index table): every record from then on has its pointers. Searches read
+ * When indexing began (a row of the index table): every record from then on is listed. Searches read
  * the index for later hours and scan the records of earlier ones, so no record is ever missed.
  * The first instance that writes records creates the marker; it is never changed afterwards.
  */
