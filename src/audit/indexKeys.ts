@@ -45,10 +45,9 @@ export function indexPartition(key: string, month: string): string {
 const SECOND_DIGITS = 10;
 export const secondOf = (recordRowKey: string) => recordRowKey.slice(0, SECOND_DIGITS);
 
-/** What a list row says of one record: its row key, and the fields filtered on that the row does not carry. */
+/** What a list row says of one record: its row key, and its request id (the one field a row does not carry). */
 export interface ListedRecord {
   rowKey: string;
-  objectId?: string;
   requestId?: string;
 }
 
@@ -64,29 +63,30 @@ export interface IndexRow {
   partitionKey: string;
   rowKey: string;
   recordPartition: string;
-  /** JSON `[rowKey, objectId, requestId][]`, newest first. */
+  /** JSON `[rowKey, requestId][]`, newest first. */
   records: string;
   [field: string]: unknown;
 }
 
 /**
  * The index rows of one batch of records (all in `recordPartition`): one row per key, month, second,
- * outcome and registry, listing its records, rather than a row per record and key. A burst from one
- * workload then costs two index entities per batch, not two per record: Table Storage (and, far more,
- * Azurite) charges per entity. Outcome and registry are row properties, so Table Storage still
- * filters on them; identity and request id are per record, filtered by the search. The row key is
- * the key and the newest record's row key, which no other row of that key can have.
+ * identity, outcome and registry, listing its records, rather than a row per record and key. A burst
+ * from one workload then costs two index entities per batch, not two per record: Table Storage (and,
+ * far more, Azurite) charges per entity. Identity, outcome and registry are row properties, so Table
+ * Storage still filters on them ("what did this identity get on acme/web" reads only its rows); the
+ * request id is per record, filtered by the search. The row key is the key and the newest record's
+ * row key, which no other row of that key can have.
  */
 export function indexRows(recordPartition: string, records: IndexedRecord[]): IndexRow[] {
-  const rows = new Map<string, { partitionKey: string; key: string; fields: Record<string, unknown>; listed: [string, unknown, unknown][] }>();
+  const rows = new Map<string, { partitionKey: string; key: string; fields: Record<string, unknown>; listed: [string, unknown][] }>();
   for (const record of records) {
-    const { outcome, registry, objectId, requestId } = record.fields;
+    const { objectId, outcome, registry, requestId } = record.fields;
     for (const key of record.keys) {
       const partition = indexPartition(key, monthBucket(record.time));
-      const group = `${partition}\n${secondOf(record.rowKey)}\n${String(outcome)}\n${String(registry)}`;
+      const group = `${partition}\n${secondOf(record.rowKey)}\n${String(objectId)}\n${String(outcome)}\n${String(registry)}`;
       let row = rows.get(group);
-      if (!row) rows.set(group, (row = { partitionKey: partition, key, fields: { outcome, registry }, listed: [] }));
-      row.listed.push([record.rowKey, objectId ?? null, requestId ?? null]);
+      if (!row) rows.set(group, (row = { partitionKey: partition, key, fields: { objectId, outcome, registry }, listed: [] }));
+      row.listed.push([record.rowKey, requestId ?? null]);
     }
   }
   return [...rows.values()].map(({ partitionKey, key, fields, listed }) => {
@@ -103,13 +103,13 @@ function definedOnly(fields: Record<string, unknown>): Record<string, unknown> {
  * The records an index row lists. A row without a list (written before lists, one per record) names
  * its one record by its own row key and carries that record's fields.
  */
-export function listedRecords(row: { rowKey?: string; records?: unknown; objectId?: unknown; requestId?: unknown }): ListedRecord[] {
-  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+export function listedRecords(row: { rowKey?: string; records?: unknown; requestId?: unknown }): ListedRecord[] {
+  const requestIdOf = (value: unknown) => (typeof value === 'string' ? { requestId: value } : {});
   if (typeof row.records !== 'string') {
     const rowKey = row.rowKey?.slice(row.rowKey.lastIndexOf('|') + 1);
-    return rowKey ? [{ rowKey, ...definedOnly({ objectId: text(row.objectId), requestId: text(row.requestId) }) }] : [];
+    return rowKey ? [{ rowKey, ...requestIdOf(row.requestId) }] : [];
   }
-  return (JSON.parse(row.records) as unknown[][]).map(([rowKey, objectId, requestId]) => ({ rowKey: String(rowKey), ...definedOnly({ objectId: text(objectId), requestId: text(requestId) }) }));
+  return (JSON.parse(row.records) as unknown[][]).map(([rowKey, requestId]) => ({ rowKey: String(rowKey), ...requestIdOf(requestId) }));
 }
 
 const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;

@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
 import { fromEntity, listField } from './entityCodec.js';
-import { indexPartition, listedRecords, objectIdIndex, repositoryIndex, secondOf, type IndexMarker, type ListedRecord } from './indexKeys.js';
+import { indexPartition, listedRecords, objectIdIndex, repositoryIndex, secondOf, type IndexMarker } from './indexKeys.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { hourBucket, invertedTime, ISSUANCE_SHARDS, monthBucketsBetween } from './partitioning.js';
 import { encodeCursor, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
@@ -50,10 +50,9 @@ export class IssuanceSearch {
 }
 
 export async function searchIssuances(table: TableClient, filter: IssuanceFilter, index?: { table: TableClient; since: Date | undefined }): Promise<Page> {
-  // Index rows carry registry and outcome; identity and request id are per listed record.
-  const rowConditions = [...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []), ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : [])];
-  const common = [...rowConditions, ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : [])];
   const byObjectId = filter.objectId ? [`objectId eq ${odataString(filter.objectId)}`] : [];
+  const byRegistryAndOutcome = [...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []), ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : [])];
+  const common = [...byRegistryAndOutcome, ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : [])];
   const key = filter.repository ? repositoryIndex(filter.repository) : filter.objectId ? objectIdIndex(filter.objectId) : undefined;
   // The marker's own hour may hold records from before it: that hour, and earlier ones, are scanned.
   const indexedFrom = key && index?.since ? Math.floor(index.since.getTime() / 3600_000) * 3600_000 + 3600_000 : undefined;
@@ -69,8 +68,9 @@ export async function searchIssuances(table: TableClient, filter: IssuanceFilter
       to: filter.to,
       limit: filter.limit,
       cursor,
-      conditions: rowConditions,
-      accept: (listed) => (!filter.objectId || listed.objectId === filter.objectId) && (!filter.requestId || listed.requestId === filter.requestId),
+      // Index rows carry identity, registry and outcome; the request id is per listed record.
+      conditions: [...byObjectId, ...byRegistryAndOutcome],
+      requestId: filter.requestId,
     });
     records = await readRecords(table, page.records);
     if (page.next) return answer(records, page.next);
@@ -115,7 +115,7 @@ interface RecordKey {
 async function readIndex(
   table: TableClient,
   key: string,
-  request: { from: Date; to: Date; limit: number; cursor: Cursor | undefined; conditions: string[]; accept: (record: ListedRecord) => boolean },
+  request: { from: Date; to: Date; limit: number; cursor: Cursor | undefined; conditions: string[]; requestId: string | undefined },
 ): Promise<{ records: RecordKey[]; next: Cursor | undefined }> {
   const months = monthBucketsBetween(request.from, request.to);
   const startAt = request.cursor && 'm' in request.cursor ? months.indexOf(request.cursor.m) : 0;
@@ -140,8 +140,10 @@ async function readIndex(
       second = [];
       return records.length === request.limit;
     };
-    // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two.
-    const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: Math.min(MAX_PAGE, request.limit + 1) });
+    // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two; a
+    // request id is looked for row by row, so then the most a page holds.
+    const pageSize = request.requestId === undefined ? Math.min(MAX_PAGE, request.limit + 1) : MAX_PAGE;
+    const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: pageSize });
     for await (const page of pages) {
       for (const row of page) {
         const rowSecond = secondOf(row.rowKey!.slice(key.length + 1));
@@ -150,7 +152,7 @@ async function readIndex(
         const partitionKey = typeof row.recordPartition === 'string' ? row.recordPartition : undefined;
         if (!partitionKey) continue;
         for (const listed of listedRecords(row)) {
-          if (listed.rowKey >= newest && listed.rowKey < beyond && (after === undefined || listed.rowKey > after) && request.accept(listed)) second.push({ partitionKey, rowKey: listed.rowKey });
+          if (listed.rowKey >= newest && listed.rowKey < beyond && (after === undefined || listed.rowKey > after) && (request.requestId === undefined || listed.requestId === request.requestId)) second.push({ partitionKey, rowKey: listed.rowKey });
         }
       }
     }
