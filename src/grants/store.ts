@@ -24,26 +24,71 @@ function unavailable(): Error {
   return errors.dependencyDown('grant-store', 'The grant store (Table Storage) is unavailable.');
 }
 
+/**
+ * A full read's grants as the cache keeps them: equal registries and action lists shared (never
+ * mutated), arrays exactly as long as they are (an array zod builds has room for 17). A grant then
+ * holds about 400 bytes with its index entry instead of 700 — 4 MiB instead of 7 at 10,000 grants —
+ * and the old space, which V8 sizes after what lives in it, shrinks with them.
+ */
+function compactor(): (grant: Grant) => Grant {
+  const shared = new Map<string, unknown>();
+  const share = <T>(key: string, value: T): T => {
+    const known = shared.get(key);
+    if (known !== undefined) return known as T;
+    shared.set(key, value);
+    return value;
+  };
+  return (grant) => {
+    const compact: Grant = {
+      id: grant.id,
+      subjects: grant.subjects.map((subject) => ('objectId' in subject ? { objectId: subject.objectId } : { appId: subject.appId })),
+      registry: share(`registry ${grant.registry}`, grant.registry),
+      repositories: [...grant.repositories],
+      actions: share(`actions ${grant.actions.join(' ')}`, grant.actions),
+      enabled: grant.enabled,
+    };
+    if (grant.description !== undefined) compact.description = grant.description;
+    if (grant.maxTtlSeconds !== undefined) compact.maxTtlSeconds = grant.maxTtlSeconds;
+    if (grant.notAfter !== undefined) compact.notAfter = grant.notAfter;
+    return compact;
+  };
+}
+
+/** One grant or several: most subjects are named by a single grant, and an array for each costs 56 bytes. */
+type Named = Grant | Grant[];
+
+function addTo(map: Map<string, Named>, id: string, grant: Grant): void {
+  const known = map.get(id);
+  if (known === undefined) map.set(id, grant);
+  else if (!Array.isArray(known)) {
+    if (known !== grant) map.set(id, [known, grant]);
+  } else if (known.at(-1) !== grant) known.push(grant);
+}
+
+function grantsOf(map: Map<string, Named>, id: string): Grant[] {
+  const found = map.get(id);
+  if (found === undefined) return [];
+  return Array.isArray(found) ? found : [found];
+}
+
 /** Grants looked up by the subjects they name, so that deciding costs the same with 10 grants or 10,000. */
 export class GrantIndex {
-  private readonly byObjectId = new Map<string, Grant[]>();
-  private readonly byAppId = new Map<string, Grant[]>();
+  private readonly byObjectId = new Map<string, Named>();
+  private readonly byAppId = new Map<string, Named>();
 
   constructor(readonly all: Grant[]) {
     for (const grant of all) {
       for (const subject of grant.subjects) {
-        const [map, id] = 'objectId' in subject ? [this.byObjectId, subject.objectId] : [this.byAppId, subject.appId];
-        const named = map.get(id);
-        if (!named) map.set(id, [grant]);
-        else if (named.at(-1) !== grant) named.push(grant);
+        if ('objectId' in subject) addTo(this.byObjectId, subject.objectId, grant);
+        else addTo(this.byAppId, subject.appId, grant);
       }
     }
   }
 
   /** Every grant that names the caller's object ID or client ID; decide() checks the rest. */
   forCaller(caller: Pick<CallerIdentity, 'objectId' | 'appId'>): Grant[] {
-    const byObject = this.byObjectId.get(caller.objectId) ?? [];
-    const byApp = caller.appId === undefined ? [] : (this.byAppId.get(caller.appId.toLowerCase()) ?? []);
+    const byObject = grantsOf(this.byObjectId, caller.objectId);
+    const byApp = caller.appId === undefined ? [] : grantsOf(this.byAppId, caller.appId.toLowerCase());
     if (byApp.length === 0) return byObject;
     if (byObject.length === 0) return byApp;
     return [...new Set([...byObject, ...byApp])];
@@ -100,6 +145,20 @@ export class GrantStore {
         if (grant) found.push({ grant, etag: entity.etag });
       }
       return found.sort((a, b) => (a.grant.id < b.grant.id ? -1 : 1));
+    });
+  }
+
+  /** Every readable grant, held compactly, for the index: no ETags, only the columns the index needs. */
+  private async readAll(signal: AbortSignal | undefined): Promise<Grant[]> {
+    return this.guard(async () => {
+      const found: Grant[] = [];
+      const compact = compactor();
+      const entities = this.table.listEntities<GrantEntity>({ queryOptions: { filter: rowsOf(PARTITION), select: ['RowKey', 'document'] }, abortSignal: signal });
+      for await (const entity of entities) {
+        const grant = this.parse(entity);
+        if (grant) found.push(compact(grant));
+      }
+      return found.sort((a, b) => (a.id < b.id ? -1 : 1));
     });
   }
 
@@ -178,7 +237,7 @@ export class GrantStore {
     if (last && last.version === version && this.now() - last.readAt < FULL_READ_MS) return last.index;
     // Read after the version: a write in between is read now and seen again at the next refresh.
     const readAt = this.now();
-    const index = new GrantIndex((await this.list(signal)).map((stored) => stored.grant));
+    const index = new GrantIndex(await this.readAll(signal));
     this.snapshot = { index, version, readAt };
     return index;
   }

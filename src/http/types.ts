@@ -3,11 +3,14 @@ import type { Logger } from '../logger.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
+/** Read by name only (`Headers.get`), so that a host need not build a `Headers` per request. */
+export type RequestHeaders = Pick<Headers, 'get'>;
+
 /** The framework-neutral request every handler sees; the Functions entry and the sandbox host both build it. */
 export interface ApiRequest {
   method: string;
   url: URL;
-  headers: Headers;
+  headers: RequestHeaders;
   params: Record<string, string>;
   requestId: string;
   clientIp: string;

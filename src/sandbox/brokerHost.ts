@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { ulid } from '../ids.js';
 import { MAX_BODY_BYTES, dispatch, problemResponse } from '../http/dispatch.js';
 import { errors } from '../errors.js';
-import { matchRoute } from '../http/routeTemplate.js';
-import type { ApiRequest, ApiResponse, Route } from '../http/types.js';
+import { routeMatcher } from '../http/routeTemplate.js';
+import type { ApiRequest, ApiResponse, RequestHeaders, Route } from '../http/types.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -31,13 +31,67 @@ function readBody(message: IncomingMessage): Promise<string> {
   });
 }
 
-function toHeaders(message: IncomingMessage): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(message.headers)) {
-    if (typeof value === 'string') headers.set(name, value);
-    else if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+/** A request target that `new URL` would leave as its path unchanged: no query, dots, escapes, backslashes or leading `//`. */
+const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9_~/-]*$/;
+
+/** Headers read by name from node's own object, answered as a fetch `Headers` would (repeated values joined). */
+class NodeHeaders implements RequestHeaders {
+  constructor(private readonly message: IncomingMessage) {}
+
+  get(name: string): string | null {
+    const value = this.message.headers[name.toLowerCase()];
+    if (value === undefined) return null;
+    return typeof value === 'string' ? value : value.join(', ');
   }
-  return headers;
+}
+
+/**
+ * One node:http request as handlers see it. A class, so that what a token request never reads
+ * costs nothing: no `Headers` is built, and the URL is parsed only when a handler asks for it (the
+ * admin queries).
+ */
+class HostRequest implements ApiRequest {
+  readonly method: string;
+  readonly requestId = ulid();
+  readonly clientIp: string;
+  readonly headers: RequestHeaders;
+  params: Record<string, string> = {};
+  body: string | undefined;
+  /** The body was over the limit (declared or read): the connection closes after the answer. */
+  tooLarge = false;
+  private parsedUrl: URL | undefined;
+
+  constructor(
+    private readonly message: IncomingMessage,
+    private readonly host: string,
+  ) {
+    this.method = message.method ?? 'GET';
+    this.clientIp = message.socket.remoteAddress ?? 'unknown';
+    this.headers = new NodeHeaders(message);
+  }
+
+  get url(): URL {
+    return (this.parsedUrl ??= new URL(this.message.url ?? '/', `http://${this.message.headers.host ?? this.host}`));
+  }
+
+  get pathname(): string {
+    const target = this.message.url ?? '/';
+    return PLAIN_PATH.test(target) ? target : this.url.pathname;
+  }
+
+  async text(): Promise<string> {
+    if (Number(this.message.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      this.tooLarge = true;
+      throw errors.payloadTooLarge(MAX_BODY_BYTES);
+    }
+    try {
+      this.body ??= await readBody(this.message);
+    } catch (error) {
+      this.tooLarge = true;
+      throw error;
+    }
+    return this.body;
+  }
 }
 
 export interface BrokerHost {
@@ -47,47 +101,32 @@ export interface BrokerHost {
 }
 
 export async function startBrokerHost<S>(routes: Route<S>[], services: S, log: Logger, port = 0, host = '127.0.0.1'): Promise<BrokerHost> {
+  // In order, first match wins, each template split once.
+  const matchers = routes.map((route) => ({ route, match: routeMatcher(route.route) }));
   const server = createServer((message, reply) => {
     void (async () => {
-      const url = new URL(message.url ?? '/', `http://${message.headers.host ?? host}`);
-      const requestId = ulid();
-      let body: string | undefined;
-      let tooLarge = false;
-      const request: ApiRequest = {
-        method: message.method ?? 'GET',
-        url,
-        headers: toHeaders(message),
-        params: {},
-        requestId,
-        clientIp: message.socket.remoteAddress ?? 'unknown',
-        text: async () => {
-          if (Number(message.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
-            tooLarge = true;
-            throw errors.payloadTooLarge(MAX_BODY_BYTES);
-          }
-          try {
-            body ??= await readBody(message);
-          } catch (error) {
-            tooLarge = true;
-            throw error;
-          }
-          return body;
-        },
-      };
-      let response: ApiResponse;
-      const path = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) : undefined;
-      const match = path === undefined ? undefined : routes.map((route) => ({ route, params: matchRoute(route.route, path) })).find((m) => m.params);
-      if (!match?.params) {
-        response = problemResponse(errors.notFound('no-such-route', `No route ${url.pathname}.`), requestId);
-      } else {
-        request.params = match.params;
-        response = await dispatch(match.route, request, { services, log });
+      const request = new HostRequest(message, host);
+      const { pathname, requestId } = request;
+      let response: ApiResponse | undefined;
+      if (pathname.startsWith(PREFIX)) {
+        const path = pathname.slice(PREFIX.length);
+        for (const { route, match } of matchers) {
+          const params = match(path);
+          if (!params) continue;
+          request.params = params;
+          response = await dispatch(route, request, { services, log });
+          break;
+        }
       }
+      response ??= problemResponse(errors.notFound('no-such-route', `No route ${pathname}.`), requestId);
+      const text = response.body === undefined ? undefined : JSON.stringify(response.body);
       const headers: Record<string, string> = { ...response.headers, 'x-request-id': requestId };
+      // With its length known the answer goes out in one write, not in chunks.
+      if (text !== undefined) headers['Content-Length'] = String(Buffer.byteLength(text));
       // An unread or oversized body must not be left in the connection for the next request.
-      if (tooLarge || (body === undefined && message.readableLength > 0)) headers.Connection = 'close';
+      if (request.tooLarge || (request.body === undefined && message.readableLength > 0)) headers.Connection = 'close';
       reply.writeHead(response.status, headers);
-      reply.end(response.body === undefined ? undefined : JSON.stringify(response.body));
+      reply.end(text);
       if (headers.Connection !== 'close') message.resume();
     })();
   });

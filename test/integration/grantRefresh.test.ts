@@ -80,6 +80,27 @@ describe('grant refresh', () => {
     expect((await writer.list()).map((stored) => stored.grant.id)).not.toContain('~version');
   });
 
+  it('holds grants compactly and still exactly as stored: optional fields, several subjects, shared registries and actions', async () => {
+    tableName = `grants${randomUUID().slice(0, 8)}`;
+    const writer = new GrantStore(client(azurite.port), log);
+    const caller = { objectId: randomUUID(), appId: randomUUID() };
+    const full: Grant = {
+      ...grant('full', [{ objectId: caller.objectId }, { appId: caller.appId }]),
+      description: 'every optional field',
+      repositories: ['full/a', 'full/b/**'],
+      actions: ['pull', 'push'],
+      maxTtlSeconds: 600,
+      notAfter: '2099-01-01T00:00:00Z',
+      enabled: false,
+    };
+    const plain = grant('plain', [{ objectId: caller.objectId }]);
+    await writer.create(full);
+    await writer.create(plain);
+    const cached = await new GrantStore(client(azurite.port), log).active();
+    expect(cached).toEqual([full, plain]);
+    expect(cached).toEqual((await writer.list()).map((stored) => stored.grant));
+  });
+
   it('keeps the 30 s promise while the table hangs: stale grants (quickly) until 30 s after the last load began, then 503 in bounded time', async () => {
     tableName = `grants${randomUUID().slice(0, 8)}`;
     const writer = new GrantStore(client(azurite.port), log);

@@ -130,6 +130,23 @@ describe('routing', () => {
     await problemOf(response);
   });
 
+  it('a path with dot segments is routed as its normalised URL, case-insensitively, query aside', async () => {
+    const { port } = new URL(h.sandbox.broker.url);
+    const status = (path: string) =>
+      new Promise<number | undefined>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    // GET on the tokens route: 405 means the path reached it.
+    expect(await status('/api/v1/admin/../tokens')).toBe(405);
+    expect(await status('/api/V1/Tokens?x=1')).toBe(405);
+    expect(await status('/api/v1/%74okens')).toBe(404);
+  });
+
   it('the process is still serving after all of the above', async () => {
     const response = await tokens({ registry: registry(), scopes: ['repository:acme/web:pull'] });
     expect(response.status).toBe(200);
