@@ -44,13 +44,15 @@ const proxies: Record<Dependency, StallingProxy> = {
 /**
  * @azure/identity refuses an http AZURE_AUTHORITY_HOST, and the Functions entry reads that one setting
  * for both, so the authority is served over TLS with a throw-away certificate the broker trusts
- * through NODE_EXTRA_CA_CERTS.
+ * through NODE_EXTRA_CA_CERTS. Both of its sockets send at once (no Nagle): otherwise a response
+ * written in two pieces waits on the client's delayed ACK, some 40 ms that Entra itself never adds,
+ * on every first request of a cold start.
  */
 const certificates = mkdtempSync(join(tmpdir(), 'bench-tls-'));
 execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
   '-keyout', join(certificates, 'key.pem'), '-out', join(certificates, 'cert.pem')], { stdio: 'ignore' });
-const authority = createTlsServer({ key: readFileSync(join(certificates, 'key.pem')), cert: readFileSync(join(certificates, 'cert.pem')) }, (socket) => {
-  const upstream = connect(proxies['entra-metadata'].port, '127.0.0.1');
+const authority = createTlsServer({ noDelay: true, key: readFileSync(join(certificates, 'key.pem')), cert: readFileSync(join(certificates, 'cert.pem')) }, (socket) => {
+  const upstream = connect({ port: proxies['entra-metadata'].port, host: '127.0.0.1', noDelay: true });
   socket.pipe(upstream).pipe(socket);
   socket.on('error', () => upstream.destroy());
   upstream.on('error', () => socket.destroy());

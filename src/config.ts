@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { catalogSchema, type CatalogEntryConfig } from './registries/catalog.js';
 import { SERVICE_URL_RULE, isAllowedServiceUrl } from './urlPolicy.js';
 

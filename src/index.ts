@@ -1,9 +1,8 @@
-import azureFunctions from '@azure/functions';
 import { ConfigError, loadConfig, type BrokerConfig } from './config.js';
 import { invalidSettingNames, invalidSettingsHealthRoute } from './functions/health.js';
 import { loginCleanupTimer } from './functions/loginCleanupTimer.js';
 import { rotationTimer } from './functions/rotationTimer.js';
-import { registerRoutes, registerTimer } from './functionsHost.js';
+import { registerAppStart, registerRoutes, registerTimer } from './functionsHost.js';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { errorSummary, jsonLineLogger } from './logger.js';
 import { routes } from './routes.js';
@@ -35,8 +34,7 @@ if (config) {
   registerRoutes(routes, () => services);
   registerTimer(rotationTimer, () => services);
   registerTimer(loginCleanupTimer, () => services);
-  // The worker runs app-start hooks once it has loaded this module; tests that load it run none.
-  azureFunctions.app.hook.appStart(() => services.warmUp());
+  registerAppStart(() => services.warmUp());
   // After registration, and only when configured: the exporter must not slow the first answer.
   startAzureMonitor(config.applicationInsightsConnectionString, new ManagedIdentityCredential()).catch((error: unknown) =>
     log.error('telemetry could not start', { error: errorSummary(error) }),

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ulid } from '../ids.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { asBrokerError, errors } from '../errors.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * One conversion between an audit record (its zod schema) and a Table Storage entity, for every

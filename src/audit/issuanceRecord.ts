@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const OUTCOMES = ['issued', 'denied', 'failed'] as const;
 export type Outcome = (typeof OUTCOMES)[number];

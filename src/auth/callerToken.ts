@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BrokerError, errors } from '../errors.js';
 import type { OpenIdMetadata, TokenVersion } from './openIdMetadata.js';
 import { VerifiedTokenCache } from './verifiedTokenCache.js';

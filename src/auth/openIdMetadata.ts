@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, customFetch, type RemoteJWKSet } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { errors } from '../errors.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import type { SigningKeys } from './verifiedTokenCache.js';

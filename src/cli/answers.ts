@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * What the broker answers on POST /api/v1/tokens (DESIGN.md §4, "Credential forms"), checked before

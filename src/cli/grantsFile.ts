@@ -1,5 +1,5 @@
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { grantBodySchema, type Grant } from '../grants/model.js';
 import { isRepositoryPattern } from '../grants/pattern.js';
 import { ACTIONS } from '../registries/scope.js';

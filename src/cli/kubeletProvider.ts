@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { CliError } from './brokerClient.js';
 import { loadHelperConfig } from './helperConfig.js';
 import { parseImage } from './imageReference.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The value of every stored registry credential: `{"username","password"}`, content type application/json. */
 export const credentialValueSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });

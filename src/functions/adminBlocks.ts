@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import type { Block } from '../grants/blocks.js';
 import { parseBody } from '../http/body.js';

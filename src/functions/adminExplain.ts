@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { explain, NOT_APPLYING } from '../grants/explain.js';
 import { parseBody } from '../http/body.js';
 import { json } from '../http/dispatch.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { grantBodySchema, grantIdSchema, type Grant } from '../grants/model.js';
 import type { StoredGrant } from '../grants/store.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { asJsonShape } from '../audit/entityCodec.js';
 import { issuanceRecordSchema, OUTCOMES } from '../audit/issuanceRecord.js';

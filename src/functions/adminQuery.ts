@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { decodeCursor } from '../audit/timeRangeQuery.js';
 
 /** Query parameters shared by the admin searches: a time range of at most 31 days, a page size, a cursor. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { SETTING_NAMES } from '../config.js';
 import { json, problemResponse } from '../http/dispatch.js';
 import { Unavailable } from '../errors.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ADMIN_ERRORS, adminCaller } from './adminAccess.js';
 import { json } from '../http/dispatch.js';
 import type { Handler, Route } from '../http/types.js';

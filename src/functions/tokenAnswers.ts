@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { IssuedLogin } from '../issuance/loginIssuer.js';
 import type { IssuedToken } from '../issuance/tokenIssuer.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { registryHostSchema } from '../registries/catalog.js';
 import { ACTIONS, sortActions } from '../registries/scope.js';
 import { isRepositoryPattern } from './pattern.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { validated } from '../http/body.js';
 import { BrokerError, errors } from '../errors.js';
 import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
-import { z } from 'zod';
+import * as z from 'zod';
 import { errors, UpstreamRefused } from '../errors.js';
 import type { RegistryEntry } from './catalog.js';
 import { formatScope, type RepositoryScope } from './scope.js';

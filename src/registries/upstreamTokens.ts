@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { UpstreamCredential } from '../credentials/upstreamCredentials.js';
 import { BrokerError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, SETTING_NAMES } from '../config.js';
 import { loginCleanupTimer } from '../functions/loginCleanupTimer.js';
 import { jsonLineLogger } from '../logger.js';

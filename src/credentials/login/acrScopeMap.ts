@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { LoginPolicy } from '../../registries/catalog.js';
 import type { Action, RepositoryScope } from '../../registries/scope.js';
 import { loginProblems } from './loginProblems.js';

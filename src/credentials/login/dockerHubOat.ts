@@ -1,5 +1,5 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BrokerError } from '../../errors.js';
 import type { LoginPolicy } from '../../registries/catalog.js';
 import { formatScope, type Action, type RepositoryScope } from '../../registries/scope.js';

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
 import { readJson, upstreamFetch } from '../../http/upstreamHttp.js';
 import type { CallBudget } from './callBudget.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorSummary } from '../../logger.js';
 import type { RegistryEntry } from '../../registries/catalog.js';
 import type { CredentialVault, CurrentSecret } from './credentialVault.js';

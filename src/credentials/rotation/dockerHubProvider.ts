@@ -1,5 +1,5 @@
 import type { SecretClient } from '@azure/keyvault-secrets';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { RotationPolicy } from '../../registries/catalog.js';
 import { readJson, upstreamFetch } from '../../http/upstreamHttp.js';
 import { parseCredentialValue } from '../secretValue.js';
