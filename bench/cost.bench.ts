@@ -126,12 +126,18 @@ async function compile(): Promise<{ brokerProcess: string; functionsEntry: strin
   const outdir = join(root, 'node_modules/.cache/bench-build');
   // BENCH_TREE: a copy of src/ and bench/ to measure instead of this one (before/after comparisons).
   const tree = process.env.BENCH_TREE ?? root;
-  const entryPoints = [...sources(join(tree, 'src')), join(tree, 'bench/brokerProcess.ts'), join(tree, 'bench/ipc.ts')];
-  await build({ entryPoints, outdir, outbase: tree, format: 'esm', platform: 'node', target: 'node22', logLevel: 'error' });
+  const brokerProcess = await buildBrokerProcess(tree, outdir);
   const functions = join(outdir, 'functions');
   rmSync(functions, { recursive: true, force: true });
   await bundleFunctions(functions, tree);
-  return { brokerProcess: join(outdir, 'bench/brokerProcess.js'), functionsEntry: process.env.BENCH_ENTRY ?? join(functions, 'index.js') };
+  return { brokerProcess, functionsEntry: process.env.BENCH_ENTRY ?? join(functions, 'index.js') };
+}
+
+/** A tree's src/ and its bench/brokerProcess.ts, file by file into `outdir`; the process's entry. */
+async function buildBrokerProcess(tree: string, outdir: string): Promise<string> {
+  const entryPoints = [...sources(join(tree, 'src')), join(tree, 'bench/brokerProcess.ts'), join(tree, 'bench/ipc.ts')];
+  await build({ entryPoints, outdir, outbase: tree, format: 'esm', platform: 'node', target: 'node22', logLevel: 'error' });
+  return join(outdir, 'bench/brokerProcess.js');
 }
 
 /**
@@ -149,10 +155,7 @@ async function compileBefore(): Promise<string | undefined> {
     return undefined;
   }
   for (const file of ['brokerProcess.ts', 'ipc.ts']) copyFileSync(join(root, 'bench', file), join(tree, 'bench', file));
-  const outdir = join(root, 'node_modules/.cache/bench-before-build');
-  const entryPoints = [...sources(join(tree, 'src')), join(tree, 'bench/brokerProcess.ts'), join(tree, 'bench/ipc.ts')];
-  await build({ entryPoints, outdir, outbase: tree, format: 'esm', platform: 'node', target: 'node22', logLevel: 'silent' });
-  return join(outdir, 'bench/brokerProcess.js');
+  return buildBrokerProcess(tree, join(root, 'node_modules/.cache/bench-before-build'));
 }
 
 /** The built Functions entry, imported by a fresh process that then answers one token request; telemetry off and on. */

@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { createInTransaction } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
-import { indexRows, type IndexedRecord } from './indexKeys.js';
+import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
 /** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
@@ -25,7 +25,7 @@ const MIN_WRITE_MS = 1_000;
 export interface IndexEntries {
   keys: string[];
   /** The few fields a search filters on, so that it reads only the index rows that match. */
-  fields: Record<string, unknown>;
+  fields: IndexFields;
 }
 
 interface Pending {

@@ -28,9 +28,8 @@ export function issuanceIndexKeys(record: Pick<IssuanceRecord, 'objectId' | 'req
   return [...(record.objectId ? [objectIdIndex(record.objectId)] : []), ...[...repositories].map(repositoryIndex)];
 }
 
-export function indexFields(record: Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>): Record<string, unknown> {
-  return definedOnly({ objectId: record.objectId, registry: record.registry, outcome: record.outcome, requestId: record.requestId });
-}
+/** What a search filters on besides the key: the record itself can be handed over, only these are read. */
+export type IndexFields = Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>;
 
 /** The index partition holding `key`'s rows of month `month`. */
 export function indexPartition(key: string, month: string): string {
@@ -56,7 +55,7 @@ export interface IndexedRecord {
   time: Date;
   rowKey: string;
   keys: string[];
-  fields: Record<string, unknown>;
+  fields: IndexFields;
 }
 
 export interface IndexRow {

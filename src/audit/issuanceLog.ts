@@ -1,5 +1,5 @@
 import type { AuditWriter } from './auditWriter.js';
-import { issuanceIndexKeys, indexFields, type IndexMarker } from './indexKeys.js';
+import { issuanceIndexKeys, type IndexMarker } from './indexKeys.js';
 import { toEntityFields } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
 
@@ -22,7 +22,7 @@ export class IssuanceLog {
   record(record: IssuanceRecord, deadline?: number): Promise<void> {
     this.marker.ensure();
     // Issued records travel in transactions of their own: a burst of denials can never fail an issuance.
-    const index = { keys: issuanceIndexKeys(record), fields: indexFields(record) };
+    const index = { keys: issuanceIndexKeys(record), fields: record };
     return this.writer.write(record.time, record.issuanceId, toEntityFields(issuanceRecordSchema, record), record.outcome === 'issued' ? 'issued' : 'refused', index, deadline);
   }
 }

@@ -123,7 +123,7 @@ describe('searches by repository and identity', () => {
   it('an index row whose records were never stored (their write failed after the index rows) is skipped', async () => {
     const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
     const time = new Date(END - 60_000);
-    const [ghost] = indexRows(partitionKey(time, 0), [{ time, rowKey: rowKey(time, '01KGHOST0000000000000000000'), keys: [repositoryIndex('acme/ghost')], fields: { outcome: 'issued', registry: 'docker.io' } }]);
+    const [ghost] = indexRows(partitionKey(time, 0), [{ time, rowKey: rowKey(time, '01KGHOST0000000000000000000'), keys: [repositoryIndex('acme/ghost')], fields: { outcome: 'issued', registry: 'docker.io', requestId: 'ghost' } }]);
     await index.createEntity(ghost!);
     const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
     const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 10, repository: 'acme/ghost' }, { table: index, since: SINCE });
