@@ -1,3 +1,4 @@
+import { metrics } from '@opentelemetry/api';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -10,7 +11,7 @@ import type { AppStartHandler } from '@azure/functions';
  * handler it registered. Registration is captured by replacing `app.http` and `app.hook.appStart`,
  * since outside the host @azure/functions registers nothing. The package is loaded first, the way
  * the entry loads it (require() from beside it), so the measured import costs what it would in the host.
- * Sends `{ importMs, answerMs, status }` as its ready message.
+ * Sends `{ importMs, answerMs, status, exporterMs }` as its ready message.
  */
 type Handler = (request: unknown, context: unknown) => Promise<{ status?: number }>;
 
@@ -20,9 +21,25 @@ type Handler = (request: unknown, context: unknown) => Promise<{ status?: number
  */
 const WORKER_BUILTINS = ['node:assert', 'node:crypto', 'node:dns', 'node:http', 'node:http2', 'node:net', 'node:os', 'node:stream', 'node:tls', 'node:zlib'];
 
+/**
+ * With a connection string, how long after the first answer the exporter's meter provider is
+ * registered (it waits for a quiet moment); the entry's bundled OpenTelemetry API and this one share
+ * their globals.
+ */
+async function exporterStarted(): Promise<number | undefined> {
+  if (!process.env.APPLICATIONINSIGHTS_CONNECTION_STRING) return undefined;
+  const from = performance.now();
+  while (metrics.getMeterProvider() === noProvider) {
+    if (performance.now() - from > 15_000) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return performance.now() - from;
+}
+
 const entry = process.env.BENCH_ENTRY!;
 const require = createRequire(entry);
 for (const name of WORKER_BUILTINS) require(name);
+const noProvider = metrics.getMeterProvider();
 const started = performance.now();
 const functions = require('@azure/functions') as typeof AzureFunctions;
 const handlers = new Map<string, Handler>();
@@ -42,5 +59,7 @@ const request = new functions.HttpRequest({
 const context = new functions.InvocationContext({ invocationId: 'cold-start', functionName: 'tokens', logHandler: () => undefined });
 const response = await handlers.get('tokens')!(request, context);
 const answered = performance.now();
-process.send!({ ready: { importMs: imported - started, answerMs: answered - imported, status: response.status ?? 200 } });
+process.send!({ ready: { importMs: imported - started, answerMs: answered - imported, status: response.status ?? 200, exporterMs: await exporterStarted() } });
 process.on('disconnect', () => process.exit(0));
+// Exiting (not dying of the signal) lets --cpu-prof write its profile.
+process.on('SIGTERM', () => process.exit(0));

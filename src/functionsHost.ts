@@ -6,6 +6,7 @@ import { errors } from './errors.js';
 import { readAtMost } from './http/readAtMost.js';
 import type { ApiRequest, Route } from './http/types.js';
 import type { Logger } from './logger.js';
+import type { RequestActivity } from './quietMoment.js';
 
 /**
  * Loaded with require(): an ES module importing this CommonJS package makes Node first scan its
@@ -49,14 +50,19 @@ export function toApiRequest(request: HttpRequest, context: InvocationContext): 
   };
 }
 
-export function functionsHandler<S>(route: Route<S>, services: () => S) {
+export function functionsHandler<S>(route: Route<S>, services: () => S, activity?: RequestActivity) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
-    const response = await dispatch(route, toApiRequest(request, context), { services: services(), log: contextLogger(context) });
-    return {
-      status: response.status,
-      headers: response.headers,
-      ...(response.body === undefined ? {} : { body: JSON.stringify(response.body) }),
-    };
+    activity?.begin();
+    try {
+      const response = await dispatch(route, toApiRequest(request, context), { services: services(), log: contextLogger(context) });
+      return {
+        status: response.status,
+        headers: response.headers,
+        ...(response.body === undefined ? {} : { body: JSON.stringify(response.body) }),
+      };
+    } finally {
+      activity?.end();
+    }
   };
 }
 
@@ -75,13 +81,14 @@ export function registerTimer<S>(job: TimerJob<S>, services: () => S): void {
   });
 }
 
-export function registerRoutes<S>(routes: Route<S>[], services: () => S): void {
+/** `activity`, when given, hears each invocation begin and end (work waiting for a quiet moment). */
+export function registerRoutes<S>(routes: Route<S>[], services: () => S, activity?: RequestActivity): void {
   for (const route of routes) {
     azureFunctions.app.http(route.name, {
       route: route.route,
       methods: allowedMethods(route),
       authLevel: 'anonymous',
-      handler: functionsHandler(route, services),
+      handler: functionsHandler(route, services, activity),
     });
   }
 }

@@ -7,7 +7,9 @@ import { ManagedIdentityCredential } from '@azure/identity';
 import { errorSummary, jsonLineLogger } from './logger.js';
 import { routes } from './routes.js';
 import { createServices } from './services.js';
+import { inQuietMoment, type RequestActivity } from './quietMoment.js';
 import { startAzureMonitor } from './telemetry/azureMonitor.js';
+import { holdMeasurements } from './telemetry/instruments.js';
 
 const log = jsonLineLogger((line) => console.log(line));
 
@@ -31,12 +33,20 @@ function validSettings(): BrokerConfig | undefined {
 const config = validSettings();
 if (config) {
   const services = createServices(config, log);
-  registerRoutes(routes, () => services);
+  const connectionString = config.applicationInsightsConnectionString;
+  // Only when configured, and not in the first answer's way: until the exporter runs, metrics are
+  // held in memory and then recorded; spans of the requests before it are not kept.
+  let exporterStart: RequestActivity | undefined;
+  if (connectionString) {
+    holdMeasurements();
+    exporterStart = inQuietMoment(() => {
+      startAzureMonitor(connectionString, new ManagedIdentityCredential()).catch((error: unknown) =>
+        log.error('telemetry could not start', { error: errorSummary(error) }),
+      );
+    });
+  }
+  registerRoutes(routes, () => services, exporterStart);
   registerTimer(rotationTimer, () => services);
   registerTimer(loginCleanupTimer, () => services);
   registerAppStart(() => services.warmUp());
-  // After registration, and only when configured: the exporter must not slow the first answer.
-  startAzureMonitor(config.applicationInsightsConnectionString, new ManagedIdentityCredential()).catch((error: unknown) =>
-    log.error('telemetry could not start', { error: errorSummary(error) }),
-  );
 }

@@ -48,30 +48,59 @@ function tracer(): Tracer {
   return cachedTracer.tracer;
 }
 
+/**
+ * While the exporter loads (after a cold instance's first answer), measurements wait here instead of
+ * going to the no-op provider, so the dashboards count the requests that started the instance too.
+ * Bounded: past HELD_LIMIT they are dropped, as they would have been without holding.
+ */
+const HELD_LIMIT = 10_000;
+type Held = { name: keyof Instruments; value: number; attributes: Attributes };
+let held: Held[] | undefined;
+
+export function holdMeasurements(): void {
+  held ??= [];
+}
+
+/** Records what was held through the provider registered now (a no-op one if the exporter failed). */
+export function releaseHeldMeasurements(): void {
+  const list = held ?? [];
+  held = undefined;
+  for (const measurement of list) measure(measurement.name, measurement.value, measurement.attributes);
+}
+
+function measure(name: keyof Instruments, value: number, attributes: Attributes): void {
+  if (held) {
+    if (held.length < HELD_LIMIT) held.push({ name, value, attributes });
+    return;
+  }
+  const instrument = instruments()[name];
+  if ('add' in instrument) instrument.add(value, attributes);
+  else instrument.record(value, attributes);
+}
+
 export const telemetry = {
   issuance(attributes: { registry: string | undefined; outcome: string; reason: string; form: string }, durationMs: number): void {
     const clean: Attributes = { registry: attributes.registry ?? 'unknown', outcome: attributes.outcome, reason: attributes.reason, form: attributes.form };
-    const made = instruments();
-    made.issuances.add(1, clean);
-    made.issuanceDuration.record(durationMs, clean);
+    measure('issuances', 1, clean);
+    measure('issuanceDuration', durationMs, clean);
   },
 
   upstreamCall(registry: string, status: number | 'error' | 'timeout', headers?: Headers): void {
-    instruments().upstreamCalls.add(1, { registry, status: String(status) });
+    measure('upstreamCalls', 1, { registry, status: String(status) });
     const remaining = headers ? rateLimitRemaining(headers) : undefined;
-    if (remaining !== undefined) instruments().upstreamRateLimitRemaining.record(remaining, { registry });
+    if (remaining !== undefined) measure('upstreamRateLimitRemaining', remaining, { registry });
   },
 
   keyVaultRead(outcome: 'ok' | 'missing' | 'error'): void {
-    instruments().keyVaultReads.add(1, { outcome });
+    measure('keyVaultReads', 1, { outcome });
   },
 
   auditWriteFailed(table: string, records: number): void {
-    instruments().auditWriteFailures.add(records, { table });
+    measure('auditWriteFailures', records, { table });
   },
 
   rotationRun(registry: string, outcome: string): void {
-    instruments().rotationRuns.add(1, { registry, outcome });
+    measure('rotationRuns', 1, { registry, outcome });
   },
 
   /** A span around `work`, ended however it ends; its attributes follow the same rules as the metrics. */

@@ -3,6 +3,7 @@ import { AggregationTemporality, MeterProvider, MetricReader, type ResourceMetri
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { holdMeasurements, releaseHeldMeasurements } from '../../src/telemetry/instruments.js';
 
 /**
  * Issue 15, metrics: the broker's instruments after real requests, read through an in-memory reader
@@ -57,5 +58,25 @@ describe('metrics after real requests', () => {
     const attributeNames = new Set(issuances.flatMap((point) => Object.keys(point.attributes)));
     expect([...attributeNames].sort()).toEqual(['form', 'outcome', 'reason', 'registry']);
     expect(JSON.stringify(resourceMetrics)).not.toContain(caller.objectId);
+  });
+});
+
+describe('metrics of requests answered while the exporter loads', () => {
+  it('are held, then recorded once it runs: a cold instance counts the requests that started it', async () => {
+    const registry = h.sandbox.registry.host;
+    const issued = async () => sum(points((await reader.collect()).resourceMetrics, 'broker.issuances'), { registry, outcome: 'issued' });
+    const before = await issued();
+    holdMeasurements();
+    try {
+      for (let i = 0; i < 2; i++) expect((await h.requestToken(caller, ['repository:acme/web:pull'])).status).toBe(200);
+      expect(await issued()).toBe(before);
+    } finally {
+      releaseHeldMeasurements();
+    }
+    expect(await issued()).toBe(before + 2);
+    // Released once: nothing is recorded twice, and what follows is counted as it happens.
+    releaseHeldMeasurements();
+    expect((await h.requestToken(caller, ['repository:acme/web:pull'])).status).toBe(200);
+    expect(await issued()).toBe(before + 3);
   });
 });

@@ -614,9 +614,10 @@ process.on('exit', () => process.stdout.write('REGISTERED ' + JSON.stringify(nam
     const telemetry = `await import('./dist/index.js');
 const { createTracingClient } = await import('@azure/core-tracing');
 const recording = () => createTracingClient({ namespace: 'Probe', packageName: 'probe' }).startSpan('probe').span.isRecording();
-// The exporter starts in the background, and its sampler is rate-limited: ask until one span records.
+// The exporter starts in the first quiet moment (3 s after load when no request comes), and its
+// sampler is rate-limited: ask until one span records.
 let recorded = false;
-for (let i = 0; i < 100 && !(recorded = recording()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+for (let i = 0; i < 200 && !(recorded = recording()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
 console.log(recorded ? 'Azure SDK spans recorded' : 'no Azure SDK spans'); process.exit(0);`;
     const connectionString = 'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/';
     const exporter = await run(process.execPath, ['--require', standIn, '--input-type=module', '-e', telemetry], { cwd: out, env: { ...env, APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString } });
