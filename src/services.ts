@@ -57,11 +57,12 @@ export interface Services {
   rotationParts: RotationParts;
   /**
    * Starts loading, in the background, what a first token request waits on whoever sends it: Entra's
-   * metadata and key sets, the grants and blocks (their tables' existence check with them), the
-   * stored registry credentials, and the audit tables' existence check. A cold instance's first
-   * request then finds them loaded or on their way instead of fetching them one after the other.
-   * Nothing is decided from them here; a part that fails is loaded again by the request, which
-   * answers as it would have.
+   * metadata and key sets, the blocks (their table's existence check with them), the stored registry
+   * credentials, and the audit tables' existence check. A cold instance's first request then finds
+   * them loaded or on their way instead of fetching them one after the other. Not every grant: a cold
+   * instance decides from the caller's own grants first (GrantStore.decision), and a full read now
+   * would only compete with that. Nothing is decided from them here; a part that fails is loaded
+   * again by the request, which answers as it would have.
    */
   warmUp(): void;
 }
@@ -154,7 +155,6 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
         .all()
         .then((issuers) => Promise.all(issuers.map((issuer) => issuer.keys.reload())))
         .catch(later);
-      void grants.active().catch(later);
       // Any object ID: the first lookup loads every block.
       void blocks.find('').catch(later);
       // The stored credentials themselves (the vault's challenge and the broker's token come with them);

@@ -1,6 +1,5 @@
 import type { CallerIdentity } from '../auth/callerToken.js';
 import type { UpstreamCredentials } from '../credentials/upstreamCredentials.js';
-import { decide } from '../grants/decision.js';
 import type { BlockStore } from '../grants/blocks.js';
 import type { GrantStore } from '../grants/store.js';
 import { errors } from '../errors.js';
@@ -76,7 +75,7 @@ export class TokenIssuer {
       // The reason is for operators (admin API, audit); the caller learns only that it is blocked.
       throw errors.forbidden('caller-blocked', `Identity ${caller.objectId} is blocked by an operator since ${block.blockedAt}. Nothing was issued.`);
     }
-    const decision = decide(caller, entry.host, request.scopes, await this.grants.forCaller(caller), now);
+    const decision = await this.grants.decision(caller, entry.host, request.scopes, now);
     if (!decision.allowed) {
       throw errors.forbidden('not-granted', `Not granted: ${decision.notGranted.join(' ')}. Nothing was issued.`);
     }

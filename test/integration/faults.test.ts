@@ -162,7 +162,11 @@ describe('Table Storage unreachable', () => {
     });
 
   it('503 with Retry-After and no token: the audit record could not be written; then service resumes', async () => {
-    expect((await pullThere()).status).toBe(200); // grants, blocks and the credential are cached: only the audit write can fail
+    expect((await pullThere()).status).toBe(200);
+    // A new instance answers its first requests from the caller's own grants and reads every grant
+    // about a second later; after that, grants, blocks and the credential are cached and only the
+    // audit write can fail.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     proxy.cutOff('all');
     let response: Response;
     const mints = h.sandbox.tokens.requests();
