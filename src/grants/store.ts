@@ -379,7 +379,8 @@ export class GrantStore {
     if (last && last.version === version && this.now() - last.readAt < FULL_READ_MS) return last.index;
     // Read after the version: a write in between is read now and seen again at the next refresh.
     const readAt = this.now();
-    const [grants, indexed] = await Promise.all([this.readAll(signal), last ? true : this.hasSubjectRows(signal)]);
+    // Whether subject rows exist only decides whether to write them for older grants: a failure to tell is no reason to fail the read.
+    const [grants, indexed] = await Promise.all([this.readAll(signal), last ? true : this.hasSubjectRows(signal).catch(() => true)]);
     const index = new GrantIndex(grants);
     this.snapshot = { index, version, readAt };
     if (!indexed && grants.length > 0) void this.indexExisting(grants);
