@@ -138,6 +138,7 @@ export class GrantStore {
   private readonly ready: () => Promise<void>;
   private snapshot: Snapshot | undefined;
   private fullReadScheduled = false;
+  private readonly ownLookups = new Map<string, Promise<Grant[] | undefined>>();
   private readonly now: () => number;
 
   constructor(
@@ -193,8 +194,21 @@ export class GrantStore {
     setTimeout(() => void this.active().catch(() => undefined), FULL_READ_DELAY_MS).unref();
   }
 
-  /** The caller's grants from their subject rows and one point read each; undefined when that cannot say. */
-  private async ownGrants(caller: Caller): Promise<Grant[] | undefined> {
+  /**
+   * The caller's grants from their subject rows and one point read each; undefined when that cannot
+   * say. Concurrent requests of one caller share a lookup: a cold instance hit by a build's burst asks
+   * the table once, not once per request.
+   */
+  private ownGrants(caller: Caller): Promise<Grant[] | undefined> {
+    const key = `${caller.objectId}|${caller.appId ?? ''}`;
+    const pending = this.ownLookups.get(key);
+    if (pending) return pending;
+    const lookup = this.lookUpOwnGrants(caller).finally(() => this.ownLookups.delete(key));
+    this.ownLookups.set(key, lookup);
+    return lookup;
+  }
+
+  private async lookUpOwnGrants(caller: Caller): Promise<Grant[] | undefined> {
     const signal = AbortSignal.timeout(OWN_GRANTS_MS);
     try {
       const prefixes = [subjectPrefix('o', caller.objectId), ...(caller.appId === undefined ? [] : [subjectPrefix('a', caller.appId.toLowerCase())])];

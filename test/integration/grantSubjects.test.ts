@@ -21,9 +21,11 @@ function grant(id: string, subjects: Grant['subjects'], extra: Partial<Grant> = 
   return { id, subjects, registry: REGISTRY, repositories: [`${id}/**`], actions: ['pull'], enabled: true, ...extra };
 }
 
-function caller(objectId = randomUUID(), appId: string | undefined = randomUUID()): CallerIdentity {
-  return { tenantId: randomUUID(), objectId, appId, roles: [], tokenVersion: '2.0' };
+function caller(objectId = randomUUID()): CallerIdentity {
+  return { tenantId: randomUUID(), objectId, appId: randomUUID(), roles: [], tokenVersion: '2.0' };
 }
+/** A token without `appid`/`azp`: the object ID alone. */
+const byObjectIdOnly = (objectId = randomUUID()): CallerIdentity => ({ ...caller(objectId), appId: undefined });
 
 const pull = (repository: string) => [{ repository, actions: ['pull' as const] }];
 
@@ -38,7 +40,9 @@ describe('a cold instance and the caller’s own grants', () => {
   /** A new instance whose every request to the table is recorded. */
   function coldInstance(): GrantStore {
     const table = client();
-    table.pipeline.addPolicy({ name: 'record', sendRequest: (request, next) => (urls.push(decodeURIComponent(request.url)), next(request)) });
+    // This test's list: an instance's background reads never land in the next test's.
+    const into = urls;
+    table.pipeline.addPolicy({ name: 'record', sendRequest: (request, next) => (into.push(decodeURIComponent(request.url)), next(request)) });
     return new GrantStore(table, log);
   }
   const fullReads = () => urls.filter((url) => url.includes("PartitionKey eq 'grant'"));
@@ -85,6 +89,17 @@ describe('a cold instance and the caller’s own grants', () => {
     expect(urls.slice(before)).toEqual([]);
   });
 
+  it('asks the table once for a burst of one caller’s requests', async () => {
+    const ci = byObjectIdOnly();
+    await writer.create(grant('burst', [{ objectId: ci.objectId }]));
+    const cold = coldInstance();
+    const decisions = await Promise.all(Array.from({ length: 20 }, () => cold.decision(ci, REGISTRY, pull('burst/app'), new Date())));
+    expect(decisions.every((decision) => decision.allowed)).toBe(true);
+    expect(urls.filter((url) => url.includes("PartitionKey eq 'subject'"))).toHaveLength(1);
+    expect(urls.filter((url) => url.includes("RowKey='burst'"))).toHaveLength(1);
+    expect(fullReads()).toEqual([]);
+  });
+
   it('denies only from the full list, which still finds grants without subject rows', async () => {
     const ci = caller();
     await writer.create(grant('own', [{ objectId: ci.objectId }]));
@@ -102,7 +117,7 @@ describe('a cold instance and the caller’s own grants', () => {
   });
 
   it('never allows from a subject row its grant no longer backs: deleted, subject removed, disabled', async () => {
-    const ci = caller(randomUUID(), undefined);
+    const ci = byObjectIdOnly();
     await writer.create(grant('gone', [{ objectId: ci.objectId }]));
     await writer.create(grant('moved', [{ objectId: ci.objectId }]));
     await writer.create(grant('off', [{ objectId: ci.objectId }]));
@@ -127,7 +142,7 @@ describe('a cold instance and the caller’s own grants', () => {
     expect(await subjectRows()).toEqual([`a|${app}|team`, `o|${b}|team`].sort());
     // A replace that loses the race may leave a row its grant does not back, which allows nothing.
     await expect(writer.replace(grant('team', [{ objectId: a }]), first.etag)).rejects.toMatchObject({ code: 'precondition-failed' });
-    expect((await coldInstance().decision(caller(a, undefined), REGISTRY, pull('team/app'), new Date())).allowed).toBe(false);
+    expect((await coldInstance().decision(byObjectIdOnly(a), REGISTRY, pull('team/app'), new Date())).allowed).toBe(false);
     await writer.delete('team', (await writer.get('team')).etag);
     expect((await subjectRows()).filter((key) => key.endsWith('|team') && !key.startsWith(`o|${a}|`))).toEqual([]);
     // The version row and the subject rows are bookkeeping, never grants.
@@ -135,7 +150,7 @@ describe('a cold instance and the caller’s own grants', () => {
   });
 
   it('writes the rows of grants stored before them at the first full read, so the next cold instance finds them', async () => {
-    const ci = caller(randomUUID(), undefined);
+    const ci = byObjectIdOnly();
     for (const id of ['old-1', 'old-2']) {
       const old = grant(id, [{ objectId: ci.objectId }, { objectId: randomUUID() }]);
       await raw.createEntity({ partitionKey: 'grant', rowKey: id, document: JSON.stringify(old) });
