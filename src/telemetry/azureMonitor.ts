@@ -3,14 +3,13 @@ import { createRequire } from 'node:module';
 import { releaseHeldMeasurements } from './instruments.js';
 
 /**
- * Sends metrics and traces to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
- * The exporter (and its instrumentations) is imported only then, so a broker without it starts as
- * fast as before. The Application Insights resource has local authentication off: the broker's own
+ * Sends metrics and traces to Application Insights; index.ts calls it only when
+ * APPLICATIONINSIGHTS_CONNECTION_STRING is set, so the exporter (and its instrumentations) is imported
+ * only then. The Application Insights resource has local authentication off: the broker's own
  * identity authenticates the export (Monitoring Metrics Publisher). Measurements held until now
  * (holdMeasurements) are recorded once it runs, or dropped if it cannot start.
  */
-export async function startAzureMonitor(connectionString: string | undefined, credential: TokenCredential): Promise<boolean> {
-  if (!connectionString) return false;
+export async function startAzureMonitor(connectionString: string, credential: TokenCredential): Promise<void> {
   try {
     const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
     useAzureMonitor({
@@ -22,7 +21,6 @@ export async function startAzureMonitor(connectionString: string | undefined, cr
     // @azure/core-tracing; the broker imported it long before, so that happens only here. Without it
     // Table Storage and Key Vault calls make no spans.
     createRequire(import.meta.url)('@azure/core-tracing');
-    return true;
   } finally {
     releaseHeldMeasurements();
   }
