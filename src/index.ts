@@ -39,10 +39,11 @@ if (config) {
   let exporterStart: RequestActivity | undefined;
   if (connectionString) {
     holdMeasurements();
+    // Inside the promise chain, so that nothing thrown while starting it escapes its timer and ends the worker.
     exporterStart = inQuietMoment(() => {
-      startAzureMonitor(connectionString, new ManagedIdentityCredential()).catch((error: unknown) =>
-        log.error('telemetry could not start', { error: errorSummary(error) }),
-      );
+      Promise.resolve()
+        .then(() => startAzureMonitor(connectionString, new ManagedIdentityCredential()))
+        .catch((error: unknown) => log.error('telemetry could not start', { error: errorSummary(error) }));
     });
   }
   registerRoutes(routes, () => services, exporterStart);

@@ -21,8 +21,11 @@ const PARTITION = 'grant';
  * One row per subject a grant names, key `o|<objectId>|<grantId>` or `a|<appId>|<grantId>`, so that
  * a cold instance finds a caller's grants with one range query instead of reading every grant (at
  * 10,000 grants that is 10 pages, and Azure Tables serves one partition about 2,000 entities a second).
- * Written before the grant and removed after it, so every stored grant's subjects have their rows;
- * a row left over from a failed step names a grant that no longer names that subject, and is ignored.
+ * A hint, not the truth: written before the grant and removed after it, so a row is missing only
+ * after a race (a delete's clean-up removing the rows of a grant re-created meanwhile) or a write by
+ * an older version, and a row left over names a grant that does not back it. Decisions never rest
+ * on the rows: each grant they name is read afresh and decide() checks it, and only the full list
+ * may deny, so a missing row costs that caller a cold instance's full read, as before.
  */
 const SUBJECTS = 'subject';
 const YIELD_EVERY = 100;
@@ -31,7 +34,7 @@ const FULL_READ_DELAY_MS = 1000;
 const TRANSACTION_ROWS = 100;
 /** A caller named by more grants than this is decided from the full list. */
 const OWN_GRANTS_MAX = 25;
-/** How long the cold lookup may take before the full list decides instead (it keeps loading meanwhile). */
+/** How long the cold lookup may take before the full list decides instead (a cold denial waits for both). */
 const OWN_GRANTS_MS = 1000;
 
 type Caller = Pick<CallerIdentity, 'objectId' | 'appId'>;
@@ -191,7 +194,10 @@ export class GrantStore {
   private readAllSoon(): void {
     if (this.fullReadScheduled) return;
     this.fullReadScheduled = true;
-    setTimeout(() => void this.active().catch(() => undefined), FULL_READ_DELAY_MS).unref();
+    // A failed read is scheduled again by the next such answer: otherwise the instance would look up
+    // every caller's own grants for good and never decide from the cache.
+    const read = () => void this.active().catch(() => (this.fullReadScheduled = false));
+    setTimeout(read, FULL_READ_DELAY_MS).unref();
   }
 
   /**
@@ -327,7 +333,7 @@ export class GrantStore {
     });
   }
 
-  /** The subject rows the stored grant has now (none if it is gone or unreadable). */
+  /** The subject rows the stored grant has now (none if it is unreadable); 404 if there is no such grant. */
   private async subjectKeysOf(id: string): Promise<string[]> {
     try {
       const grant = this.parse(await this.table.getEntity<GrantEntity>(PARTITION, id, { abortSignal: deadline() }));

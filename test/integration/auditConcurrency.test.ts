@@ -39,7 +39,7 @@ it('200 concurrent requests produce 200 records in few transactions and partitio
   // Warm up (table creation, the grant cache) so that only the audit of the burst is counted: the
   // instance answers that request from the caller's own grants and reads every grant a second later.
   await fetch(`${instance.url}/api/v1/tokens`, { method: 'POST', headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ registry: h.sandbox.registry.host, scopes: ['repository:acme/warm:pull'] }) });
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await new Promise((resolve) => setTimeout(resolve, 2500));
   writes.length = 0;
   const responses = await Promise.all(
     Array.from({ length: 200 }, (_, i) =>

@@ -166,7 +166,7 @@ describe('Table Storage unreachable', () => {
     // A new instance answers its first requests from the caller's own grants and reads every grant
     // about a second later; after that, grants, blocks and the credential are cached and only the
     // audit write can fail.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     proxy.cutOff('all');
     let response: Response;
     const mints = h.sandbox.tokens.requests();

@@ -89,6 +89,37 @@ describe('a cold instance and the caller’s own grants', () => {
     expect(urls.slice(before)).toEqual([]);
   });
 
+  it('tries a failed background full read again at the next cold answer, so the cache takes over', async () => {
+    const ci = caller();
+    await writer.create(grant('retry', [{ objectId: ci.objectId }]));
+    let failing = true;
+    const table = client();
+    const into = urls;
+    table.pipeline.addPolicy({
+      name: 'fail full reads',
+      sendRequest: async (request, next) => {
+        const url = decodeURIComponent(request.url);
+        into.push(url);
+        if (failing && url.includes("RowKey='~version'")) throw new Error('the table is unavailable');
+        return next(request);
+      },
+    });
+    const cold = new GrantStore(table, log);
+    const versionReads = () => urls.filter((url) => url.includes("RowKey='~version'")).length;
+    expect((await cold.decision(ci, REGISTRY, pull('retry/app'), new Date())).allowed).toBe(true);
+    await expect.poll(versionReads, { timeout: 5000 }).toBeGreaterThan(0);
+    failing = false;
+    expect((await cold.decision(ci, REGISTRY, pull('retry/app'), new Date())).allowed).toBe(true);
+    await expect.poll(() => fullReads().length, { timeout: 5000 }).toBeGreaterThan(0);
+    // Once that read is in, a decision asks the table nothing.
+    const requestsOfADecision = async () => {
+      const before = urls.length;
+      expect((await cold.decision(ci, REGISTRY, pull('retry/app'), new Date())).allowed).toBe(true);
+      return urls.length - before;
+    };
+    await expect.poll(requestsOfADecision, { timeout: 5000 }).toBe(0);
+  });
+
   it('asks the table once for a burst of one caller’s requests', async () => {
     const ci = byObjectIdOnly();
     await writer.create(grant('burst', [{ objectId: ci.objectId }]));
