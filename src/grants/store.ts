@@ -28,6 +28,8 @@ const PARTITION = 'grant';
  * may deny, so a missing row costs that caller a cold instance's full read, as before.
  */
 const SUBJECTS = 'subject';
+/** In the subject partition, once every grant has its rows; `~` sorts after every subject row. */
+const SUBJECTS_COMPLETE = '~complete';
 const YIELD_EVERY = 100;
 const FULL_READ_DELAY_MS = 1000;
 /** An entity-group transaction's limit. */
@@ -399,33 +401,40 @@ export class GrantStore {
     if (last && last.version === version && this.now() - last.readAt < FULL_READ_MS) return last.index;
     // Read after the version: a write in between is read now and seen again at the next refresh.
     const readAt = this.now();
-    // Whether subject rows exist only decides whether to write them for older grants: a failure to tell is no reason to fail the read.
-    const [grants, indexed] = await Promise.all([this.readAll(signal), last ? true : this.hasSubjectRows(signal).catch(() => true)]);
+    // The marker only decides whether to write older grants' rows: a failure to tell is no reason to fail the read.
+    const [grants, complete] = await Promise.all([this.readAll(signal), last ? true : this.subjectRowsComplete(signal).catch(() => true)]);
     const index = new GrantIndex(grants);
     this.snapshot = { index, version, readAt };
-    if (!indexed && grants.length > 0) void this.indexExisting(grants);
+    if (!complete) {
+      this.completeSubjectRows(grants).then(
+        () => {
+          if (grants.length > 0) this.log.info('grant subject rows written for grants stored before them', { grants: grants.length });
+        },
+        (error: unknown) => this.log.warn('grant subject rows could not be written; cold instances read every grant until they are', { error: errorSummary(error) }),
+      );
+    }
     return index;
   }
 
-  private async hasSubjectRows(signal: AbortSignal | undefined): Promise<boolean> {
-    const pages = this.table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${SUBJECTS}`, select: ['RowKey'] }, abortSignal: signal }).byPage({ maxPageSize: 1 });
-    // A page may come back empty with a continuation (Azure Tables does that): look further.
-    for await (const page of pages) if (page.length > 0) return true;
-    return false;
+  private async subjectRowsComplete(signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      await this.table.getEntity(SUBJECTS, SUBJECTS_COMPLETE, { abortSignal: signal, queryOptions: { select: ['RowKey'] } });
+      return true;
+    } catch (error) {
+      if (azureStatus(error) === 404) return false;
+      throw error;
+    }
   }
 
   /**
-   * Grants stored before subject rows existed get theirs from the first instance that reads them:
-   * until then a cold instance decides for their callers from the full list, as it did before.
+   * Writes the subject rows of every grant (those stored before the rows existed have none), then the
+   * marker row that says so; an instance whose first full read finds no marker does this in the
+   * background. Until then a cold instance decides for those grants' callers from the full list.
    */
-  private async indexExisting(grants: Grant[]): Promise<void> {
-    try {
-      const keys = grants.flatMap(subjectKeys);
-      for (let at = 0; at < keys.length; at += TRANSACTION_ROWS) await this.indexSubjects(keys.slice(at, at + TRANSACTION_ROWS));
-      this.log.info('grant subject rows written for grants stored before them', { grants: grants.length });
-    } catch (error) {
-      this.log.warn('grant subject rows could not be written; cold instances read every grant until they are', { error: errorSummary(error) });
-    }
+  async completeSubjectRows(grants?: Grant[]): Promise<void> {
+    const keys = (grants ?? (await this.active())).flatMap(subjectKeys);
+    for (let at = 0; at < keys.length; at += TRANSACTION_ROWS) await this.indexSubjects(keys.slice(at, at + TRANSACTION_ROWS));
+    await this.table.upsertEntity({ partitionKey: SUBJECTS, rowKey: SUBJECTS_COMPLETE, writtenAt: new Date() }, 'Replace', { abortSignal: deadline() });
   }
 
   private async write<T>(action: () => Promise<T>): Promise<T> {

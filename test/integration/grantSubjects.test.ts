@@ -180,18 +180,27 @@ describe('a cold instance and the caller’s own grants', () => {
     expect((await writer.list()).map((stored) => stored.grant.id)).toEqual([]);
   });
 
-  it('writes the rows of grants stored before them at the first full read, so the next cold instance finds them', async () => {
+  it('writes the rows of grants stored before them at the first full read, even after a newer grant has its own, and only once', async () => {
     const ci = byObjectIdOnly();
     for (const id of ['old-1', 'old-2']) {
       const old = grant(id, [{ objectId: ci.objectId }, { objectId: randomUUID() }]);
       await raw.createEntity({ partitionKey: 'grant', rowKey: id, document: JSON.stringify(old) });
     }
-    expect(await subjectRows()).toEqual([]);
+    // Saved after the upgrade, before any instance read every grant: it has its rows, the older ones not.
+    const newer = randomUUID();
+    await writer.create(grant('newer', [{ objectId: newer }]));
+    expect(await subjectRows()).toEqual([`o|${newer}|newer`]);
+
     await new GrantStore(client(), log).active();
-    await expect.poll(async () => (await subjectRows()).length).toBe(4);
+    await expect.poll(async () => (await subjectRows()).length).toBe(6);
+    expect(await subjectRows()).toContain('~complete');
 
     const cold = coldInstance();
     expect((await cold.decision(ci, REGISTRY, pull('old-2/app'), new Date())).allowed).toBe(true);
     expect(fullReads()).toEqual([]);
+    // With the marker there, an instance's first full read writes nothing.
+    await expect.poll(() => fullReads().length, { timeout: 5000 }).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(urls.filter((url) => url.includes('$batch') || url.includes("RowKey='~complete'") && !url.includes('$select'))).toEqual([]);
   });
 });
