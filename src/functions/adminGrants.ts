@@ -66,7 +66,7 @@ const replace: Handler<Services> = async (request, { services, log }) => {
   const before = (await services.grants.get(id)).grant;
   const after = { ...body, id };
   const change = { requestId: request.requestId, actor: caller, action: 'grant.update' as const, target: id, before, after };
-  const stored = await services.adminAudit.change(change, () => services.grants.replace(after, etag));
+  const stored = await services.adminAudit.change(change, () => services.grants.replace(after, etag, before));
   log.info('grant replaced', { grantId: id, by: caller.objectId, requestId: request.requestId });
   return withEtag(stored);
 };
@@ -77,7 +77,7 @@ const remove: Handler<Services> = async (request, { services, log }) => {
   const etag = ifMatch(request);
   const before = (await services.grants.get(id)).grant;
   const change = { requestId: request.requestId, actor: caller, action: 'grant.delete' as const, target: id, before };
-  await services.adminAudit.change(change, () => services.grants.delete(id, etag));
+  await services.adminAudit.change(change, () => services.grants.delete(before, etag));
   log.info('grant deleted', { grantId: id, by: caller.objectId, requestId: request.requestId });
   return { status: 204 };
 };

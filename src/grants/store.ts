@@ -185,7 +185,7 @@ export class GrantStore {
     if (!this.snapshot) {
       const own = await this.ownGrants(caller);
       const quick = own && decide(caller, registry, scopes, own, now);
-      if (quick && quick.allowed) {
+      if (quick?.allowed) {
         this.readAllSoon();
         return quick;
       }
@@ -307,9 +307,10 @@ export class GrantStore {
     });
   }
 
-  async replace(grant: Grant, etag: string): Promise<StoredGrant> {
+  /** `current`: the grant as the caller read it before (the admin audit's "before"), whose subject rows go if the new one drops them. */
+  async replace(grant: Grant, etag: string, current: Grant): Promise<StoredGrant> {
     return this.write(async () => {
-      const before = await this.subjectKeysOf(grant.id);
+      const before = subjectKeys(current);
       const after = subjectKeys(grant);
       await this.indexSubjects(after);
       let stored: StoredGrant;
@@ -323,27 +324,16 @@ export class GrantStore {
     });
   }
 
-  async delete(id: string, etag: string): Promise<void> {
+  /** `current`: the grant as the caller read it before; its subject rows go with it. */
+  async delete(current: Grant, etag: string): Promise<void> {
     await this.write(async () => {
-      const before = await this.subjectKeysOf(id);
       try {
-        await deleteVersioned(this.table, PARTITION, id, etag);
+        await deleteVersioned(this.table, PARTITION, current.id, etag);
       } catch (error) {
-        throw this.conditional(error, id);
+        throw this.conditional(error, current.id);
       }
-      await this.unindexSubjects(before);
+      await this.unindexSubjects(subjectKeys(current));
     });
-  }
-
-  /** The subject rows the stored grant has now (none if it is unreadable); 404 if there is no such grant. */
-  private async subjectKeysOf(id: string): Promise<string[]> {
-    try {
-      const grant = this.parse(await this.table.getEntity<GrantEntity>(PARTITION, id, { abortSignal: deadline() }));
-      return grant ? subjectKeys(grant) : [];
-    } catch (error) {
-      if (azureStatus(error) === 404) throw errors.notFound('grant-not-found', `There is no grant "${id}".`);
-      throw error;
-    }
   }
 
   /** Before the grant is written: a grant's at most 100 subjects fit one transaction (TRANSACTION_ROWS). */

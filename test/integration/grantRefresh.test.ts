@@ -72,8 +72,8 @@ describe('grant refresh', () => {
     }
 
     // A revocation on the writer: the reader's next refresh sees it, without waiting for the backstop.
-    const { etag } = await writer.get('by-object');
-    await writer.delete('by-object', etag);
+    const revoked = await writer.get('by-object');
+    await writer.delete(revoked.grant, revoked.etag);
     await writer.create(grant('by-app', [{ appId: caller.appId }]));
     time.advance(16_000);
     expect((await other.forCaller(caller)).map((g) => g.id).sort()).toEqual(['by-app', 'by-both']);

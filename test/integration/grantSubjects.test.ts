@@ -152,9 +152,10 @@ describe('a cold instance and the caller’s own grants', () => {
     await writer.create(grant('gone', [{ objectId: ci.objectId }]));
     await writer.create(grant('moved', [{ objectId: ci.objectId }]));
     await writer.create(grant('off', [{ objectId: ci.objectId }]));
-    await writer.delete('gone', (await writer.get('gone')).etag);
-    await writer.replace(grant('moved', [{ objectId: randomUUID() }]), (await writer.get('moved')).etag);
-    await writer.replace(grant('off', [{ objectId: ci.objectId }], { enabled: false }), (await writer.get('off')).etag);
+    const [gone, moved, off] = await Promise.all(['gone', 'moved', 'off'].map((id) => writer.get(id)));
+    await writer.delete(gone!.grant, gone!.etag);
+    await writer.replace(grant('moved', [{ objectId: randomUUID() }]), moved!.etag, moved!.grant);
+    await writer.replace(grant('off', [{ objectId: ci.objectId }], { enabled: false }), off!.etag, off!.grant);
     // Rows a failed step could leave behind: they name the caller, their grants do not (or are gone).
     for (const id of ['gone', 'moved']) await raw.upsertEntity({ partitionKey: 'subject', rowKey: `o|${ci.objectId}|${id}` });
 
@@ -169,12 +170,13 @@ describe('a cold instance and the caller’s own grants', () => {
     await writer.create(grant('team', [{ objectId: a }, { appId: app }, { objectId: a }]));
     expect(await subjectRows()).toEqual([`a|${app}|team`, `o|${a}|team`].sort());
     const first = await writer.get('team');
-    await writer.replace(grant('team', [{ objectId: b }, { appId: app }]), first.etag);
+    await writer.replace(grant('team', [{ objectId: b }, { appId: app }]), first.etag, first.grant);
     expect(await subjectRows()).toEqual([`a|${app}|team`, `o|${b}|team`].sort());
     // A replace that loses the race may leave a row its grant does not back, which allows nothing.
-    await expect(writer.replace(grant('team', [{ objectId: a }]), first.etag)).rejects.toMatchObject({ code: 'precondition-failed' });
+    await expect(writer.replace(grant('team', [{ objectId: a }]), first.etag, first.grant)).rejects.toMatchObject({ code: 'precondition-failed' });
     expect((await coldInstance().decision(byObjectIdOnly(a), REGISTRY, pull('team/app'), new Date())).allowed).toBe(false);
-    await writer.delete('team', (await writer.get('team')).etag);
+    const last = await writer.get('team');
+    await writer.delete(last.grant, last.etag);
     expect((await subjectRows()).filter((key) => key.endsWith('|team') && !key.startsWith(`o|${a}|`))).toEqual([]);
     // The version row and the subject rows are bookkeeping, never grants.
     expect((await writer.list()).map((stored) => stored.grant.id)).toEqual([]);
