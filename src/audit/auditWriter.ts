@@ -7,8 +7,14 @@ import { telemetry } from '../telemetry/instruments.js';
 import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
 import { hourBucket, partitionKey, rowKey } from './partitioning.js';
 
-/** Entity-group transaction limits: 100 entities, one partition, 4 MiB (records are ~1 KB). */
-const MAX_BATCH = 100;
+/**
+ * A batch is sent once it holds this many records (a transaction could take 100: one partition,
+ * 4 MiB, records are ~1 KB). Past about 30 records the cost per entity barely falls (Azurite here:
+ * 149 µs an entity in transactions of 10, 94 in 30, 77 in 100), while a batch sent at 32 lets the
+ * next one fill while it is written: under load, issuances measured 25 % more a second than with
+ * batches left to grow to 64 and more.
+ */
+const FULL_BATCH = 32;
 /**
  * How long a batch waits for company after its latest record: small next to a Table round trip. While
  * records keep coming (load), it keeps waiting, up to MAX_LINGER_MS: fewer, fuller transactions cost
@@ -107,7 +113,7 @@ export class AuditWriter {
     const indexed = this.indexTable && index ? { time, rowKey: record.rowKey, ...index } : undefined;
     const open = batch;
     const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record, indexed, resolve, reject }));
-    if (open.items.length >= MAX_BATCH) this.flush(bucket);
+    if (open.items.length >= FULL_BATCH) this.flush(bucket);
     return written;
   }
 
@@ -150,6 +156,9 @@ export class AuditWriter {
   }
 }
 
+/** Entity-group transaction limit: 100 entities. */
+const TRANSACTION_LIMIT = 100;
+
 /** Entities by partition, at most a transaction's worth each. */
 function byPartition(entities: TableEntity[]): TableEntity[][] {
   const groups = new Map<string, TableEntity[]>();
@@ -158,5 +167,5 @@ function byPartition(entities: TableEntity[]): TableEntity[][] {
     if (group) group.push(entity);
     else groups.set(entity.partitionKey, [entity]);
   }
-  return [...groups.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / MAX_BATCH) }, (_, i) => group.slice(i * MAX_BATCH, (i + 1) * MAX_BATCH)));
+  return [...groups.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / TRANSACTION_LIMIT) }, (_, i) => group.slice(i * TRANSACTION_LIMIT, (i + 1) * TRANSACTION_LIMIT)));
 }

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IssuanceRecord, Outcome } from '../../src/audit/issuanceRecord.js';
+import { toEntityFields } from '../../src/audit/entityCodec.js';
+import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from '../../src/audit/issuanceRecord.js';
 import { searchIssuances } from '../../src/audit/issuanceSearch.js';
-import { hourBucket, rowKey } from '../../src/audit/partitioning.js';
+import { hourBucket, ISSUANCE_SHARDS, partitionKey, rowKey } from '../../src/audit/partitioning.js';
+import { decodeCursor } from '../../src/audit/timeRangeQuery.js';
 import { createTableClient } from '../../src/tables.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
@@ -130,7 +132,38 @@ describe('partitions read', () => {
     const expected = records.filter((r) => r.time >= from && r.time <= to);
     expect(page.issuances).toHaveLength(expected.length);
     expect([...partitions].every((key) => key.startsWith(hourBucket(from)))).toBe(true);
-    expect(partitions.size).toBe(8);
+    expect(partitions.size).toBe(ISSUANCE_SHARDS);
+  });
+
+  it('a page asks each shard first for its share of the page, and a shard that holds more is read on to the end', async () => {
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const tops: number[] = [];
+    table.pipeline.addPolicy({
+      name: 'record-page-sizes',
+      sendRequest: (request, next) => {
+        const top = new URL(request.url).searchParams.get('$top');
+        if (request.method === 'GET' && top) tops.push(Number(top));
+        return next(request);
+      },
+    });
+    // An hour after the seeded days, all of it in one shard (as an older writer with fewer shards left it).
+    const hour = END + 86_400_000;
+    const crowded = Array.from({ length: 250 }, (_, i): IssuanceRecord => ({ ...records[i]!, issuanceId: `01K${String(i).padStart(23, '0')}`, requestId: `crowded-${i}`, time: new Date(hour + i * 1000) }));
+    for (let i = 0; i < crowded.length; i += 50) {
+      await Promise.all(crowded.slice(i, i + 50).map((r) => table.createEntity({ partitionKey: partitionKey(r.time, 3), rowKey: rowKey(r.time, r.issuanceId), ...toEntityFields(issuanceRecordSchema, r) })));
+    }
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      tops.length = 0;
+      const page = await searchIssuances(table, { from: new Date(hour), to: new Date(hour + 3600_000 - 1), limit: 100, ...(cursor ? { cursor: decodeCursor(cursor) } : {}) });
+      ids.push(...page.issuances.map((issuance) => issuance.issuanceId));
+      cursor = page.nextCursor;
+      // Every shard's first read: its share of a page of 100 (from half the shards), not the page.
+      expect(tops.slice(0, ISSUANCE_SHARDS)).toEqual(Array(ISSUANCE_SHARDS).fill(Math.ceil(200 / ISSUANCE_SHARDS) + 1));
+      expect(Math.max(...tops)).toBe(101);
+    } while (cursor);
+    expect(ids).toEqual([...crowded].sort(newestFirst).map((r) => r.issuanceId));
   });
 });
 
