@@ -57,6 +57,8 @@ interface Figures extends LoadResult {
   /** Azurite's CPU per request over the same run, and the stand-ins process's (Entra, Key Vault, token server). */
   azuriteMicrosPerRequest: number;
   standInsMicrosPerRequest: number;
+  /** The load generator's, which shares the box. */
+  loaderMicrosPerRequest: number;
   rssMiB: number;
   heapMiB: number;
 }
@@ -64,7 +66,11 @@ interface Figures extends LoadResult {
 async function measure(standIns: Child, loader: Child, server: Child, url: string, headers: Record<string, string>, body: string, rate?: number): Promise<Figures> {
   const load = { url, body, headers, connections: rate === undefined ? CONNECTIONS : FIXED_RATE_CONNECTIONS, ...(rate === undefined ? {} : { rate }) };
   await loader.call('run', { ...load, seconds: WARM_UP_SECONDS });
-  const others = async () => ({ azurite: (await standIns.call<{ cpuMicros: number }>('azuriteUsage')).cpuMicros, standIns: (await standIns.call<Usage>('usage')).cpuMicros });
+  const others = async () => ({
+    azurite: (await standIns.call<{ cpuMicros: number }>('azuriteUsage')).cpuMicros,
+    standIns: (await standIns.call<Usage>('usage')).cpuMicros,
+    loader: (await loader.call<Usage>('usage')).cpuMicros,
+  });
   const before = await server.call<Usage>('usage');
   const othersBefore = await others();
   const result = await loader.call<LoadResult>('run', { ...load, seconds: SECONDS });
@@ -76,6 +82,7 @@ async function measure(standIns: Child, loader: Child, server: Child, url: strin
     cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / result.requests,
     azuriteMicrosPerRequest: (othersAfter.azurite - othersBefore.azurite) / result.requests,
     standInsMicrosPerRequest: (othersAfter.standIns - othersBefore.standIns) / result.requests,
+    loaderMicrosPerRequest: (othersAfter.loader - othersBefore.loader) / result.requests,
     rssMiB: after.rssBytes / 2 ** 20, heapMiB: after.heapUsedBytes / 2 ** 20 };
 }
 
@@ -246,7 +253,7 @@ async function main(): Promise<void> {
     const print = (name: string, f: Figures) =>
       console.log(
         `${name.padEnd(22)} ${f.perSecond.toFixed(0).padStart(6)} req/s  p50 ${f.p50Ms.toFixed(1).padStart(5)} ms  p99 ${f.p99Ms.toFixed(1).padStart(5)} ms  ` +
-          `CPU ${f.cpuMicrosPerRequest.toFixed(0).padStart(4)} µs/req (${(f.cpuMicrosPerRequest / bareFigures.cpuMicrosPerRequest).toFixed(1)}× bare)  RSS ${f.rssMiB.toFixed(0)} MiB (heap ${f.heapMiB.toFixed(0)})  Azurite ${f.azuriteMicrosPerRequest.toFixed(0)} µs/req`,
+          `CPU ${f.cpuMicrosPerRequest.toFixed(0).padStart(4)} µs/req (${(f.cpuMicrosPerRequest / bareFigures.cpuMicrosPerRequest).toFixed(1)}× bare)  RSS ${f.rssMiB.toFixed(0)} MiB (heap ${f.heapMiB.toFixed(0)})  Azurite ${f.azuriteMicrosPerRequest.toFixed(0)} µs/req  stand-ins ${f.standInsMicrosPerRequest.toFixed(0)}, load generator ${f.loaderMicrosPerRequest.toFixed(0)}`,
       );
     console.log(`${CONNECTIONS} connections for ${SECONDS} s each, one repeat caller, upstream token pooled, audit in Azurite`);
     print('bare node:http', bareFigures);
