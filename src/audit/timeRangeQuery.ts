@@ -72,9 +72,10 @@ export async function queryTimeRange(table: TableClient, shards: number, request
   const items: Entity[] = [];
   // Writers spread their batches over the shards of one lane, half of them: a page's records come about
   // evenly from that half, so each shard's first read asks for its share of the page, not for all of it
-  // (32 shards would read 32 pages to answer one). A shard that turns out to hold more reads on in whole pages.
+  // (32 shards would read 32 pages to answer one). A shard that turns out to hold more reads on in whole
+  // pages. Records filtered here (`accept`) are mostly read only to be dropped: those read whole pages.
   const laterPages = Math.min(MAX_PAGE, request.limit + 1);
-  const firstPage = Math.min(laterPages, Math.ceil((2 * request.limit) / shards) + 1);
+  const firstPage = request.accept ? laterPages : Math.min(laterPages, Math.ceil((2 * request.limit) / shards) + 1);
 
   for (let index = startAt; index < stopAt; index++) {
     const bucket = buckets[index]!;
