@@ -5,16 +5,8 @@ import { createInTransaction } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
-import { hourBucket, partitionKey, rowKey } from './partitioning.js';
+import { FULL_BATCH, hourBucket, partitionKey, rowKey } from './partitioning.js';
 
-/**
- * A batch is sent once it holds this many records (a transaction could take 100: one partition,
- * 4 MiB, records are ~1 KB). Past about 30 records the cost per entity barely falls (Azurite here:
- * 149 µs an entity in transactions of 10, 94 in 30, 77 in 100), while a batch sent at 32 lets the
- * next one fill while it is written: under load, 10–25 % more issuances a second than with batches
- * left to grow to 64 and more (docs/design-decisions.md).
- */
-const FULL_BATCH = 32;
 /**
  * How long a batch waits for company after its latest record: small next to a Table round trip. While
  * records keep coming (load), it keeps waiting, up to MAX_LINGER_MS: fewer, fuller transactions cost

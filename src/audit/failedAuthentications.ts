@@ -82,7 +82,8 @@ export class FailedAuthentications {
         minute,
         count: 0,
         issuanceId: ulid(),
-        partitionKey: partitionKey(start, id[0]! % ISSUANCE_SHARDS),
+        // The refused lane's shards (the upper half), like every other refusal.
+        partitionKey: partitionKey(start, ISSUANCE_SHARDS / 2 + (id[0]! % (ISSUANCE_SHARDS / 2))),
         rowKey: `${invertedTime(start)}-agg-${id.toString('hex').slice(0, 16)}`,
       };
       this.tallies.set(key, tally);

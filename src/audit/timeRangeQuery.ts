@@ -1,6 +1,6 @@
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import * as z from 'zod';
-import { hourBucketsBetween, invertedTime } from './partitioning.js';
+import { FULL_BATCH, hourBucketsBetween, invertedTime } from './partitioning.js';
 
 /**
  * Newest-first reads of a time-bucketed audit table. Only the hour buckets inside the range are
@@ -70,12 +70,14 @@ export async function queryTimeRange(table: TableClient, shards: number, request
   const upper = invertedTime(new Date(request.from.getTime() - 1));
   const lower = invertedTime(request.to);
   const items: Entity[] = [];
-  // Writers spread their batches over the shards of one lane, half of them: a page's records come about
-  // evenly from that half, so each shard's first read asks for its share of the page, not for all of it
-  // (32 shards would read 32 pages to answer one). A shard that turns out to hold more reads on in whole
-  // pages. Records filtered here (`accept`) are mostly read only to be dropped: those read whole pages.
+  // Writers spread their batches over the shards of one lane, half of them, and a batch lands whole in
+  // one shard: each shard's first read asks for its share of the page, and at least a full batch, not
+  // for the whole page (32 shards would read 32 pages to answer one). A shard that turns out to hold
+  // more reads on in whole pages. Records filtered here (`accept`) are mostly read only to be dropped:
+  // those read whole pages.
   const laterPages = Math.min(MAX_PAGE, request.limit + 1);
-  const firstPage = request.accept ? laterPages : Math.min(laterPages, Math.ceil((2 * request.limit) / shards) + 1);
+  const share = Math.max(FULL_BATCH, Math.ceil((2 * request.limit) / shards));
+  const firstPage = request.accept ? laterPages : Math.min(laterPages, share + 1);
 
   for (let index = startAt; index < stopAt; index++) {
     const bucket = buckets[index]!;

@@ -1,5 +1,6 @@
 import { base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ISSUANCE_SHARDS } from '../../src/audit/partitioning.js';
 import type { ManagedIdentity } from '../../src/sandbox/entraId.js';
 import { AUDIENCE, problemOf, startHarness, type Harness } from '../support/harness.js';
 
@@ -72,6 +73,8 @@ describe('requests that fail authentication', () => {
     expect(anonymousRows.length).toBeGreaterThan(0);
     expect(anonymousRows.length).toBeLessThanOrEqual(20);
     expect(anonymousRows.every((row) => row.requestId === 'aggregate' && row.clientIp === '127.0.0.1')).toBe(true);
+    // Refusals, so in the refused lane: the upper half of an hour's shards.
+    expect(anonymousRows.every((row) => Number(String(row.partitionKey).split('-')[1]) >= ISSUANCE_SHARDS / 2)).toBe(true);
     const counted = anonymousRows.reduce((sum, row) => sum + Number(row.count), 0);
     expect(counted).toBe(2008);
     expect(anonymousRows.some((row) => row.status === 429 && row.reason === 'anonymous-rate-limited')).toBe(true);

@@ -72,12 +72,13 @@ it('200 concurrent requests produce 200 records in few transactions and partitio
     expect(Number(key.split('-')[1])).toBeLessThan(ISSUANCE_SHARDS / 2);
   }
   expect(issued.every((r) => /^\d{13}-[0-9A-Z]{26}$/.test(String(r.rowKey)))).toBe(true);
-  // Transactions, not writes per record: one record at a time would take 400 (its pointers, then itself).
-  // A batch lingers while records keep coming (up to 10 ms) and is sent once it holds 32 records, so
-  // the next one fills while it is written: about 30 writes here, fewer than 150 on a slow machine.
-  const transactions = writes.length;
-  expect(writes.reduce((sum, write) => sum + write.records, 0)).toBe(200);
-  expect(Math.max(...writes.map((write) => write.records))).toBe(32);
-  expect(transactions).toBeGreaterThanOrEqual(2 * Math.ceil(200 / 32));
-  expect(transactions).toBeLessThan(150);
+  // Transactions, not a write per record (which would be 200): a batch lingers while records keep
+  // coming (up to 10 ms) and is sent once it holds 32 records, so the next one fills while it is
+  // written. At least 7 record writes, about 8 here; fewer than 100 however slow the machine. Each
+  // batch also writes its index rows (an identity and up to 7 repositories), before its records.
+  const recordWrites = writes.filter((write) => write.records > 0);
+  expect(recordWrites.reduce((sum, write) => sum + write.records, 0)).toBe(200);
+  expect(Math.max(...recordWrites.map((write) => write.records))).toBeLessThanOrEqual(32);
+  expect(recordWrites.length).toBeGreaterThanOrEqual(Math.ceil(200 / 32));
+  expect(recordWrites.length).toBeLessThan(100);
 });
