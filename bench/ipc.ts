@@ -45,7 +45,9 @@ export function serve(handlers: Handlers, ready: unknown): void {
       }
     })();
   });
-  process.on('disconnect', () => process.exit(0));
+  // The parent is gone (killed, crashed): stop as `stop()` would, so that a SIGTERM handler still
+  // closes what the child started (the stand-ins' Azurite and docker-registry would outlive it).
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   process.send!({ ready });
 }
 
