@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { RestError, type TableClient, type TableEntity } from '@azure/data-tables';
-import { createDefaultHttpClient, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import { createDefaultHttpClient, createHttpHeaders, createPipelineRequest, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 
 /**
- * Creates entities of one partition in one entity-group transaction, the body built here in one pass.
- * The SDK's own submitTransaction runs every entity through a full request pipeline of its own
- * (mapper serialization, URL building, a tracing span, header objects) only to cut the result into
- * the body; this builds the same body directly and sends it once through the client's own pipeline
- * (its credential, retries and tracing). Values are strings, numbers, booleans and Dates.
+ * Creates audit entities with the body built here in one pass: a whole entity-group transaction, or
+ * one entity. The SDK's own submitTransaction runs every entity through a full request pipeline of its
+ * own (mapper serialization, URL building, a tracing span, header objects) only to cut the result into
+ * the body, and its createEntity costs the same per entity; these build the same request directly and
+ * send it once through the client's own pipeline (its credential, retries and tracing). Values are
+ * strings, numbers, booleans and Dates.
  */
 const httpClient = createDefaultHttpClient();
 const CRLF = '\r\n';
@@ -25,12 +26,43 @@ function entityJson(entity: TableEntity): string {
   return JSON.stringify(body);
 }
 
+/** Where the client's table and its service are, and the client's SAS if it has one. */
+function locations(table: TableClient): { base: string; target: string; query: string } {
+  const [account, sas] = table.url.split('?');
+  const base = account!.endsWith('/') ? account! : `${account}/`;
+  return { base, target: `${base}${table.tableName}`, query: sas === undefined ? '' : `?${sas}` };
+}
+
+function failure(status: number, text: string, request: PipelineRequest, response: PipelineResponse): RestError {
+  const code = /"code"\s*:\s*"([^"]*)"/.exec(text)?.[1];
+  return new RestError(`Table request failed (${status})`, { statusCode: status, ...(code === undefined ? {} : { code }), request, response });
+}
+
+/** One entity (Insert Entity, answered 204): a failure throws a RestError with its status and code, as the SDK's would. */
+export async function createOne(table: TableClient, entity: TableEntity, abortSignal: AbortSignal): Promise<void> {
+  const { target, query } = locations(table);
+  const request = createPipelineRequest({
+    url: `${target}${query}`,
+    method: 'POST',
+    body: entityJson(entity),
+    abortSignal,
+    allowInsecureConnection: target.startsWith('http:'),
+    headers: createHttpHeaders({
+      accept: 'application/json;odata=minimalmetadata',
+      'x-ms-version': '2019-02-02',
+      DataServiceVersion: '3.0',
+      'Content-Type': 'application/json;odata=nometadata',
+      Prefer: 'return-no-content',
+    }),
+  });
+  const response = await table.pipeline.sendRequest(httpClient, request);
+  if (response.status < 200 || response.status >= 300) throw failure(response.status, response.bodyAsText ?? '', request, response);
+}
+
 export async function createInTransaction(table: TableClient, entities: TableEntity[], abortSignal: AbortSignal): Promise<void> {
   const batch = `batch_${randomUUID()}`;
   const changeset = `changeset_${randomUUID()}`;
-  const [account, sas] = table.url.split('?');
-  const base = account!.endsWith('/') ? account! : `${account}/`;
-  const target = `${base}${table.tableName}`;
+  const { base, target, query } = locations(table);
   const head = `--${changeset}${CRLF}Content-Type: application/http${CRLF}Content-Transfer-Encoding: binary${CRLF}${CRLF}POST ${target} HTTP/1.1${CRLF}Content-Type: application/json;odata=nometadata${CRLF}Accept: application/json;odata=minimalmetadata${CRLF}DataServiceVersion: 3.0${CRLF}Prefer: return-no-content${CRLF}${CRLF}`;
   let body = `--${batch}${CRLF}Content-Type: multipart/mixed; boundary=${changeset}${CRLF}${CRLF}`;
   for (const entity of entities) {
@@ -39,7 +71,7 @@ export async function createInTransaction(table: TableClient, entities: TableEnt
   }
   body += `--${changeset}--${CRLF}--${batch}--${CRLF}`;
   const request = createPipelineRequest({
-    url: `${base}$batch${sas === undefined ? '' : `?${sas}`}`,
+    url: `${base}$batch${query}`,
     method: 'POST',
     body,
     abortSignal,
@@ -57,8 +89,5 @@ export async function createInTransaction(table: TableClient, entities: TableEnt
   // A refused transaction answers 202 with the one failing sub-response; anything else is a failure too.
   const failed = /HTTP\/1\.1 ([3-9]\d\d)/.exec(text);
   const status = response.status < 200 || response.status >= 300 ? response.status : failed ? Number(failed[1]) : undefined;
-  if (status !== undefined) {
-    const code = /"code"\s*:\s*"([^"]*)"/.exec(text)?.[1];
-    throw new RestError(`Transaction failed (${status})`, { statusCode: status, ...(code === undefined ? {} : { code }), request, response });
-  }
+  if (status !== undefined) throw failure(status, text, request, response);
 }

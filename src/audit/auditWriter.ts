@@ -1,7 +1,7 @@
 import type { TableClient, TableEntity } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createInTransaction } from '../tableBatch.js';
+import { createInTransaction, createOne } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
@@ -137,7 +137,7 @@ export class AuditWriter {
 
   private async create(table: TableClient, entities: TableEntity[], abortSignal: AbortSignal): Promise<void> {
     try {
-      if (entities.length === 1) await table.createEntity(entities[0]!, { abortSignal });
+      if (entities.length === 1) await createOne(table, entities[0]!, abortSignal);
       else await createInTransaction(table, entities, abortSignal);
     } catch (error) {
       // Row keys end in a fresh ULID nobody else writes: a conflict means an earlier attempt of this

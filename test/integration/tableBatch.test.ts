@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TableClient } from '@azure/data-tables';
 import { startAzurite, type Azurite } from '../../src/sandbox/azurite.js';
-import { createInTransaction } from '../../src/tableBatch.js';
+import { createInTransaction, createOne } from '../../src/tableBatch.js';
 import { createTableClient } from '../../src/tables.js';
 
-/** The lean transaction body against Azurite: stored as the SDK stores it, all or nothing, refusals as RestErrors. */
+/** The lean transaction and single-entity bodies against Azurite: stored as the SDK stores them, all or nothing, refusals as RestErrors. */
 let azurite: Azurite;
 let table: TableClient;
 
@@ -46,4 +46,20 @@ it('refuses entities of two partitions before sending anything', async () => {
   const rows: unknown[] = [];
   for await (const entity of table.listEntities({ queryOptions: { filter: "PartitionKey eq 'p3' or PartitionKey eq 'p4'" } })) rows.push(entity);
   expect(rows).toEqual([]);
+});
+
+it('stores one entity with the types the SDK would give it, and says 409 for a row already there', async () => {
+  await createOne(table, { partitionKey: 'p5', rowKey: 'one', ...fields }, AbortSignal.timeout(5000));
+  await table.createEntity({ partitionKey: 'p5', rowKey: 'sdk', ...fields });
+  const stored = await table.getEntity<typeof fields>('p5', 'one');
+  const bySdk = await table.getEntity<typeof fields>('p5', 'sdk');
+  for (const name of Object.keys(fields) as (keyof typeof fields)[]) expect(stored[name]).toEqual(bySdk[name]);
+  expect(stored.at).toEqual(fields.at);
+  await expect(createOne(table, { partitionKey: 'p5', rowKey: 'one', text: 'again' }, AbortSignal.timeout(5000))).rejects.toMatchObject({ statusCode: 409, code: 'EntityAlreadyExists' });
+  expect((await table.getEntity<typeof fields>('p5', 'one')).text).toBe(fields.text);
+});
+
+it('a single entity for a table that is not there is a 404 RestError', async () => {
+  const missing = createTableClient({ kind: 'connectionString', value: azurite.connectionString }, 'nosuchtable', { getToken: async () => null });
+  await expect(createOne(missing, { partitionKey: 'p', rowKey: 'r' }, AbortSignal.timeout(5000))).rejects.toMatchObject({ statusCode: 404 });
 });
