@@ -38,24 +38,29 @@ function failure(status: number, text: string, request: PipelineRequest, respons
   return new RestError(`Table request failed (${status})`, { statusCode: status, ...(code === undefined ? {} : { code }), request, response });
 }
 
+/** A POST through the client's own pipeline (its credential, retries and tracing). */
+async function post(table: TableClient, url: string, body: string, headers: Record<string, string>, abortSignal: AbortSignal) {
+  const request = createPipelineRequest({
+    url,
+    method: 'POST',
+    body,
+    abortSignal,
+    allowInsecureConnection: url.startsWith('http:'),
+    headers: createHttpHeaders({ 'x-ms-version': '2019-02-02', ...headers }),
+  });
+  return { request, response: await table.pipeline.sendRequest(httpClient, request) };
+}
+
 /** One entity (Insert Entity, answered 204): a failure throws a RestError with its status and code, as the SDK's would. */
 export async function createOne(table: TableClient, entity: TableEntity, abortSignal: AbortSignal): Promise<void> {
   const { target, query } = locations(table);
-  const request = createPipelineRequest({
-    url: `${target}${query}`,
-    method: 'POST',
-    body: entityJson(entity),
+  const { request, response } = await post(
+    table,
+    `${target}${query}`,
+    entityJson(entity),
+    { accept: 'application/json;odata=minimalmetadata', DataServiceVersion: '3.0', 'Content-Type': 'application/json;odata=nometadata', Prefer: 'return-no-content' },
     abortSignal,
-    allowInsecureConnection: target.startsWith('http:'),
-    headers: createHttpHeaders({
-      accept: 'application/json;odata=minimalmetadata',
-      'x-ms-version': '2019-02-02',
-      DataServiceVersion: '3.0',
-      'Content-Type': 'application/json;odata=nometadata',
-      Prefer: 'return-no-content',
-    }),
-  });
-  const response = await table.pipeline.sendRequest(httpClient, request);
+  );
   if (response.status < 200 || response.status >= 300) throw failure(response.status, response.bodyAsText ?? '', request, response);
 }
 
@@ -70,21 +75,13 @@ export async function createInTransaction(table: TableClient, entities: TableEnt
     body += `${head}${entityJson(entity)}${CRLF}`;
   }
   body += `--${changeset}--${CRLF}--${batch}--${CRLF}`;
-  const request = createPipelineRequest({
-    url: `${base}$batch${query}`,
-    method: 'POST',
+  const { request, response } = await post(
+    table,
+    `${base}$batch${query}`,
     body,
+    { accept: 'application/json', DataServiceVersion: '3.0;', MaxDataServiceVersion: '3.0;NetFx', 'Content-Type': `multipart/mixed; boundary=${batch}` },
     abortSignal,
-    allowInsecureConnection: target.startsWith('http:'),
-    headers: createHttpHeaders({
-      accept: 'application/json',
-      'x-ms-version': '2019-02-02',
-      DataServiceVersion: '3.0;',
-      MaxDataServiceVersion: '3.0;NetFx',
-      'Content-Type': `multipart/mixed; boundary=${batch}`,
-    }),
-  });
-  const response = await table.pipeline.sendRequest(httpClient, request);
+  );
   const text = response.bodyAsText ?? '';
   // A refused transaction answers 202 with the one failing sub-response; anything else is a failure too.
   const failed = /HTTP\/1\.1 ([3-9]\d\d)/.exec(text);

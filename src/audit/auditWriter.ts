@@ -5,7 +5,7 @@ import { createInTransaction, createOne } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
-import { FULL_BATCH, hourBucket, partitionKey, rowKey } from './partitioning.js';
+import { FULL_BATCH, hourBucket, laneShard, partitionKey, rowKey } from './partitioning.js';
 
 /**
  * How long a batch waits for company after its latest record: small next to a Table round trip. While
@@ -61,20 +61,18 @@ export class AuditWriter {
   private readonly indexReady: () => Promise<void>;
   private readonly open = new Map<string, OpenBatch>();
   private readonly nextShard: Map<string, number>;
-  private readonly shardsPerLane: number;
 
   constructor(
     private readonly table: TableClient,
     private readonly log: Logger,
     private readonly dependency: string,
-    shards: number,
+    private readonly shards: number,
     private readonly lanes: readonly string[] = [''],
     private readonly indexTable?: TableClient,
   ) {
     this.ready = tableReady(table);
     this.indexReady = indexTable ? tableReady(indexTable) : async () => undefined;
-    this.shardsPerLane = Math.max(1, Math.floor(shards / lanes.length));
-    this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * this.shardsPerLane)]));
+    this.nextShard = new Map(lanes.map((lane) => [lane, Math.floor(Math.random() * shards)]));
   }
 
   /** Makes sure both tables exist (once, together): a cold instance's first write then waits one round trip for it, not two. */
@@ -89,8 +87,8 @@ export class AuditWriter {
     if (!batch) {
       const offset = this.nextShard.get(lane);
       if (offset === undefined) throw new Error(`unknown audit lane ${lane}`);
-      const key = partitionKey(time, this.lanes.indexOf(lane) * this.shardsPerLane + offset);
-      this.nextShard.set(lane, (offset + 1) % this.shardsPerLane);
+      const key = partitionKey(time, laneShard(this.lanes.indexOf(lane), this.lanes.length, this.shards, offset));
+      this.nextShard.set(lane, offset + 1);
       batch = { partitionKey: key, items: [], timer: setTimeout(() => this.flush(bucket), LINGER_MS), openedAt: Date.now() };
       this.open.set(bucket, batch);
     } else {

@@ -6,7 +6,8 @@ import { errorSummary, type Logger } from '../logger.js';
 import { tableReady } from '../tableStore.js';
 import { toEntityFields } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
-import { ISSUANCE_SHARDS, invertedTime, partitionKey } from './partitioning.js';
+import { ISSUANCE_LANES } from './issuanceLog.js';
+import { ISSUANCE_SHARDS, invertedTime, laneShard, partitionKey } from './partitioning.js';
 
 /**
  * Requests that fail authentication cost no durable row each: anyone can send them, by the thousand.
@@ -82,8 +83,8 @@ export class FailedAuthentications {
         minute,
         count: 0,
         issuanceId: ulid(),
-        // The refused lane's shards (the upper half), like every other refusal.
-        partitionKey: partitionKey(start, ISSUANCE_SHARDS / 2 + (id[0]! % (ISSUANCE_SHARDS / 2))),
+        // The refused lane's shards, like every other refusal.
+        partitionKey: partitionKey(start, laneShard(ISSUANCE_LANES.indexOf('refused'), ISSUANCE_LANES.length, ISSUANCE_SHARDS, id[0]!)),
         rowKey: `${invertedTime(start)}-agg-${id.toString('hex').slice(0, 16)}`,
       };
       this.tallies.set(key, tally);

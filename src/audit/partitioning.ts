@@ -25,6 +25,15 @@ export const ADMIN_AUDIT_SHARDS = 1;
  */
 export const FULL_BATCH = 32;
 
+/**
+ * Shard `n` (any count, taken modulo) of lane `lane` of `lanes`: each lane owns an equal, contiguous
+ * share of the shards, so records of different lanes never share a partition.
+ */
+export function laneShard(lane: number, lanes: number, shards: number, n: number): number {
+  const perLane = Math.max(1, Math.floor(shards / lanes));
+  return lane * perLane + (n % perLane);
+}
+
 export { invertedTime, newestFirstKey as rowKey } from '../timeKeys.js';
 
 function pad(value: number, width: number): string {
