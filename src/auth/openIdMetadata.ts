@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { errors } from '../errors.js';
 import { RefreshingCache } from '../refreshingCache.js';
 import type { SigningKeys } from './verifiedTokenCache.js';
+import { outboundFetch } from '../http/outboundFetch.js';
 import { isAllowedServiceUrl } from '../urlPolicy.js';
 
 export type TokenVersion = '1.0' | '2.0';
@@ -79,7 +80,7 @@ export class OpenIdMetadata {
         cacheMaxAge: JWKS_MAX_AGE_MS,
         timeoutDuration: FETCH_TIMEOUT_MS,
         [customFetch]: async (url, init) => {
-          const response = await fetch(url, init);
+          const response = await outboundFetch(url, init);
           if (response.status === 200) kids = kidsOf(await response.clone().json().catch(() => undefined));
           return response;
         },
@@ -98,7 +99,7 @@ function kidsOf(document: unknown): Set<string> {
 }
 
 async function fetchMetadata(url: string): Promise<z.infer<typeof metadataSchema>> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
+  const response = await outboundFetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
   if (!response.ok) throw new Error(`metadata ${url} answered ${response.status}`);
   return metadataSchema.parse(await response.json());
 }

@@ -1,4 +1,5 @@
 import { BrokerError, errors } from '../errors.js';
+import { outboundFetch } from './outboundFetch.js';
 import { readAtMost } from './readAtMost.js';
 import { telemetry } from '../telemetry/instruments.js';
 
@@ -43,7 +44,7 @@ function isTimeout(error: unknown): boolean {
   return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
 }
 
-/** One span per call (Node's fetch is not traced by the HTTP instrumentation); its URL is not recorded. */
+/** One span per call (the HTTP instrumentation leaves these calls out, see outboundFetch); its URL is not recorded. */
 export function upstreamFetch(call: UpstreamCall): Promise<Response> {
   const method = call.method ?? (call.form === undefined && call.json === undefined ? 'GET' : 'POST');
   return telemetry.span(`upstream ${method}`, { registry: call.registry, 'http.request.method': method }, async (span) => {
@@ -61,7 +62,7 @@ async function attempts(call: UpstreamCall, method: string): Promise<Response> {
     let response: Response;
     try {
       const body = call.form ?? (call.json === undefined ? undefined : JSON.stringify(call.json));
-      response = await fetch(call.url, {
+      response = await outboundFetch(call.url, {
         method,
         headers: { ...(call.json === undefined ? {} : { 'Content-Type': 'application/json' }), ...call.headers },
         ...(body === undefined ? {} : { body }),

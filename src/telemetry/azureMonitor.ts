@@ -1,5 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import { createRequire } from 'node:module';
+import { sentByOutboundFetch } from '../http/outboundFetch.js';
 import { releaseHeldMeasurements } from './instruments.js';
 
 /**
@@ -12,9 +13,11 @@ import { releaseHeldMeasurements } from './instruments.js';
 export async function startAzureMonitor(connectionString: string, credential: TokenCredential): Promise<void> {
   try {
     const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
+    // The distro passes the whole object to the HTTP instrumentation, whose options it types narrower.
+    const http = { enabled: true, ignoreOutgoingRequestHook: sentByOutboundFetch };
     useAzureMonitor({
       azureMonitorExporterOptions: { connectionString, credential },
-      instrumentationOptions: { azureSdk: { enabled: true }, http: { enabled: true } },
+      instrumentationOptions: { azureSdk: { enabled: true }, http },
       enableLiveMetrics: false,
     });
     // The Azure SDK instrumentation hands the SDKs its instrumenter when require() next loads
