@@ -74,7 +74,8 @@ export function outboundFetch(url: string | URL, init: OutboundInit = {}): Promi
     const abort = () => (answer ?? request).destroy(signal!.reason);
     signal?.addEventListener('abort', abort, { once: true });
     const settled = () => signal?.removeEventListener('abort', abort);
-    request.once('error', (error) => {
+    // on, not once: a socket can report more than one failure, and a second unheard one would end the process.
+    request.on('error', (error) => {
       settled();
       reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: error }));
     });
@@ -85,7 +86,7 @@ export function outboundFetch(url: string | URL, init: OutboundInit = {}): Promi
         if (init.redirect === 'error' && status >= 300 && status < 400) throw new TypeError('fetch failed: redirect refused');
         received.once('close', settled);
         // The body stream reports its own failure to whoever reads it; unread, it must not end the process.
-        received.once('error', () => undefined);
+        received.on('error', () => undefined);
         resolve(responseOf(received));
       } catch (error) {
         settled();
