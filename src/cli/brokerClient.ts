@@ -1,4 +1,5 @@
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { outboundFetch } from '../http/outboundFetch.js';
 
 /** A failure the CLI prints as one line; exit code 1, or 2 for wrong usage. */
 export class CliError extends Error {
@@ -69,7 +70,7 @@ export async function requestBroker<T>(
   const url = `${broker.replace(/\/+$/, '')}${path}`;
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await outboundFetch(url, {
       method: init.method ?? 'GET',
       headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', ...init.headers },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
