@@ -5,12 +5,12 @@ import { Readable } from 'node:stream';
 
 /**
  * The broker's outbound calls (Entra metadata and key sets, registries' token services, Docker Hub,
- * ARM; the CLI's calls to the broker), with fetch's contract for what they use: a `Response`, a request `signal` whose reason is what
- * a call that times out rejects with (before the answer or while its body is read), `redirect`
- * 'manual' or 'error' (never followed). Sent with node:http rather than fetch: a cold worker's first
- * fetch compiles undici's client (its HTTP parser is WebAssembly), ~10 ms of CPU more than a first
- * http.request, and every later call costs ~2 ms more (issue 14). Idle connections are kept for 4 s,
- * as fetch keeps them.
+ * ARM; the CLI's calls to the broker), with fetch's contract for what they use: a `Response`, a
+ * request `signal` whose reason is what a call that times out rejects with (before the answer or
+ * while its body is read), `redirect` 'manual' or 'error' (never followed). Sent with node:http
+ * rather than fetch: a cold worker's first fetch compiles undici's client (its HTTP parser is
+ * WebAssembly), ~10 ms of CPU more than a first http.request, and every later call costs ~2 ms more
+ * (issue 14). Idle connections are kept for 4 s, as fetch keeps them.
  */
 export interface OutboundInit {
   method?: string;
