@@ -100,6 +100,9 @@ function kidsOf(document: unknown): Set<string> {
 
 async function fetchMetadata(url: string): Promise<z.infer<typeof metadataSchema>> {
   const response = await outboundFetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
-  if (!response.ok) throw new Error(`metadata ${url} answered ${response.status}`);
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`metadata ${url} answered ${response.status}`);
+  }
   return metadataSchema.parse(await response.json());
 }

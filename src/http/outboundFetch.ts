@@ -62,22 +62,32 @@ function responseOf(answer: Http.IncomingMessage): Response {
 
 export function outboundFetch(url: string | URL, init: OutboundInit = {}): Promise<Response> {
   const target = new URL(url);
+  if (init.signal?.aborted) return Promise.reject(init.signal.reason);
+  if (target.protocol !== 'https:' && target.protocol !== 'http:') return Promise.reject(new TypeError(`${target.protocol} is not an HTTP URL`));
+  const method = init.method ?? 'GET';
+  return send(target, method, init, init.body === undefined ? undefined : String(init.body), method === 'GET' || method === 'HEAD');
+}
+
+/**
+ * `again`: whether a request that found its kept-alive connection closed under it (reset before any
+ * answer) is sent once more on a new one, as fetch does; only for requests that are safe to repeat.
+ */
+function send(target: URL, method: string, init: OutboundInit, body: string | undefined, again: boolean): Promise<Response> {
   const { signal } = init;
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  const client = target.protocol === 'https:' ? https : target.protocol === 'http:' ? http : undefined;
-  if (!client) return Promise.reject(new TypeError(`${target.protocol} is not an HTTP URL`));
-  const body = init.body === undefined ? undefined : String(init.body);
+  const client = target.protocol === 'https:' ? https : http;
   return new Promise<Response>((resolve, reject) => {
-    const request = client.request(target, { method: init.method ?? 'GET', headers: headersOf(init, body), agent: agents[target.protocol as 'http:' | 'https:'] });
+    const request = client.request(target, { method, headers: headersOf(init, body), agent: agents[target.protocol as 'http:' | 'https:'] });
     let answer: Http.IncomingMessage | undefined;
     // Before the answer the request fails with the reason; after it, the body being read does.
     const abort = () => (answer ?? request).destroy(signal!.reason);
     signal?.addEventListener('abort', abort, { once: true });
     const settled = () => signal?.removeEventListener('abort', abort);
     // on, not once: a socket can report more than one failure, and a second unheard one would end the process.
-    request.on('error', (error) => {
+    request.on('error', (error: NodeJS.ErrnoException) => {
       settled();
-      reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: error }));
+      if (signal?.aborted) return reject(signal.reason);
+      if (again && !answer && request.reusedSocket && error.code === 'ECONNRESET') return resolve(send(target, method, init, body, false));
+      reject(new TypeError('fetch failed', { cause: error }));
     });
     request.once('response', (received) => {
       answer = received;

@@ -1,5 +1,5 @@
 import http, { createServer, type IncomingMessage, type RequestOptions, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { outboundFetch, sentByOutboundFetch } from '../../src/http/outboundFetch.js';
 
@@ -91,6 +91,38 @@ describe('outbound calls keep the parts of fetch the broker relies on', () => {
       expect(response.body).toBeNull();
     }
     expect(sockets.size).toBe(1);
+  });
+
+  it('a kept-alive connection the server has just closed costs a GET nothing (sent again on a new one); a POST is never repeated', async () => {
+    // Answers the first request of each connection and drops the connection at its second, as a server whose idle timer ran out.
+    let connections = 0;
+    const requests: string[] = [];
+    const raw: TcpServer = createTcpServer((socket) => {
+      connections++;
+      let served = 0;
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk) => {
+        const text = chunk.toString('latin1');
+        if (!text.includes('\r\n\r\n')) return;
+        requests.push(text.split(' ')[0]!);
+        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        else socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(raw.address() as AddressInfo).port}/`;
+      expect(await (await outboundFetch(url)).text()).toBe('ok');
+      expect(await (await outboundFetch(url)).text()).toBe('ok');
+      expect(connections).toBe(2);
+      // The second connection has answered once: the next request on it is dropped.
+      requests.length = 0;
+      const error = await outboundFetch(url, { method: 'POST', body: 'a=1' }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TypeError);
+      expect(requests).toEqual(['POST']);
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
   });
 
   it('the HTTP instrumentation can tell these calls from the SDKs\' (it leaves them out)', async () => {
