@@ -5,7 +5,7 @@ import type { CallerIdentity } from '../auth/callerToken.js';
 import { asBrokerError, errors } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
 import type { AuditWriter } from './auditWriter.js';
-import { fromEntity, toEntityFields } from './entityCodec.js';
+import { encodeRecord, fromEntity } from './entityCodec.js';
 import { ADMIN_AUDIT_SHARDS } from './partitioning.js';
 import { encodeCursor, queryTimeRange, type Cursor } from './timeRangeQuery.js';
 
@@ -80,7 +80,7 @@ export class AdminAuditLog {
       before: change.before,
       after: change.after,
     };
-    return this.writer.write(entry.time, entry.id, toEntityFields(adminAuditEntrySchema, entry));
+    return this.writer.write(entry.time, entry.id, encodeRecord(adminAuditEntrySchema, entry));
   }
 
   async search(filter: { from: Date; to: Date; limit: number; cursor?: Cursor }): Promise<{ entries: AdminAuditEntry[]; nextCursor: string | undefined }> {

@@ -1,7 +1,7 @@
-import type { TableClient, TableEntity } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createInTransaction, createOne } from '../tableBatch.js';
+import { createInTransaction, createOne, encodeEntity, type EncodedEntity, type EncodedProperties } from '../tableBatch.js';
 import { tableReady } from '../tableStore.js';
 import { telemetry } from '../telemetry/instruments.js';
 import { indexRows, type IndexedRecord, type IndexFields } from './indexKeys.js';
@@ -29,7 +29,7 @@ export interface IndexEntries {
 interface Pending {
   /** When the request waiting on this record must have its answer (epoch ms). */
   deadline: number;
-  record: TableEntity;
+  record: EncodedEntity;
   indexed: IndexedRecord | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -81,7 +81,7 @@ export class AuditWriter {
   }
 
   /** `deadline`: when the waiting request must answer; the write gives up in time for it (at most 4 s). */
-  write(time: Date, id: string, fields: Record<string, unknown>, lane = this.lanes[0]!, index?: IndexEntries, deadline = Date.now() + WRITE_DEADLINE_MS): Promise<void> {
+  write(time: Date, id: string, properties: EncodedProperties, lane = this.lanes[0]!, index?: IndexEntries, deadline = Date.now() + WRITE_DEADLINE_MS): Promise<void> {
     const bucket = `${hourBucket(time)}/${lane}`;
     let batch = this.open.get(bucket);
     if (!batch) {
@@ -99,8 +99,8 @@ export class AuditWriter {
         batch.timer = setTimeout(() => this.flush(bucket), Math.max(0, left));
       }
     }
-    const record = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), ...fields };
-    const indexed = this.indexTable && index ? { time, rowKey: record.rowKey, ...index } : undefined;
+    const record = { partitionKey: batch.partitionKey, rowKey: rowKey(time, id), properties };
+    const indexed = this.indexTable && index ? { time, rowKey: record.rowKey, keys: index.keys, fields: index.fields } : undefined;
     const open = batch;
     const written = new Promise<void>((resolve, reject) => open.items.push({ deadline, record, indexed, resolve, reject }));
     if (open.items.length >= FULL_BATCH) this.flush(bucket);
@@ -121,7 +121,7 @@ export class AuditWriter {
       const abortSignal = AbortSignal.timeout(Math.min(WRITE_DEADLINE_MS, Math.max(MIN_WRITE_MS, until - Date.now())));
       await this.prepare();
       const indexed = items.flatMap((item) => (item.indexed ? [item.indexed] : []));
-      const transactions = indexed.length === 0 ? [] : byPartition(indexRows(items[0]!.record.partitionKey, indexed));
+      const transactions = indexed.length === 0 ? [] : byPartition(indexRows(items[0]!.record.partitionKey, indexed).map(encodeEntity));
       await Promise.all(transactions.map((group) => this.create(this.indexTable!, group, abortSignal)));
       await this.create(this.table, items.map((item) => item.record), abortSignal);
       for (const item of items) item.resolve();
@@ -133,7 +133,7 @@ export class AuditWriter {
     }
   }
 
-  private async create(table: TableClient, entities: TableEntity[], abortSignal: AbortSignal): Promise<void> {
+  private async create(table: TableClient, entities: EncodedEntity[], abortSignal: AbortSignal): Promise<void> {
     try {
       if (entities.length === 1) await createOne(table, entities[0]!, abortSignal);
       else await createInTransaction(table, entities, abortSignal);
@@ -150,8 +150,8 @@ export class AuditWriter {
  * Entities by partition. A batch's index rows fit one transaction per partition: a record adds at most
  * one row to each index partition, and a batch holds at most FULL_BATCH records.
  */
-function byPartition(entities: TableEntity[]): TableEntity[][] {
-  const groups = new Map<string, TableEntity[]>();
+function byPartition(entities: EncodedEntity[]): EncodedEntity[][] {
+  const groups = new Map<string, EncodedEntity[]>();
   for (const entity of entities) {
     const group = groups.get(entity.partitionKey);
     if (group) group.push(entity);

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { encodedMember, type EncodedProperties } from '../tableBatch.js';
 
 /**
  * One conversion between an audit record (its zod schema) and a Table Storage entity, for every
@@ -33,14 +34,28 @@ function kinds(schema: z.ZodObject): [string, Kind][] {
   return known;
 }
 
+/** A field's value as stored: lists and documents as JSON text. */
+function storedValue(kind: Kind, value: unknown): unknown {
+  return kind === 'list' ? JSON.stringify(value) : kind === 'document' ? JSON.stringify(value).slice(0, MAX_DOCUMENT_CHARS) : value;
+}
+
 export function toEntityFields<S extends z.ZodObject>(schema: S, record: z.infer<S>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [name, kind] of kinds(schema)) {
     const value = (record as Record<string, unknown>)[name];
-    if (value === undefined) continue;
-    fields[name] = kind === 'list' ? JSON.stringify(value) : kind === 'document' ? JSON.stringify(value).slice(0, MAX_DOCUMENT_CHARS) : value;
+    if (value !== undefined) fields[name] = storedValue(kind, value);
   }
   return fields;
+}
+
+/** The same fields, encoded for a body of the audit writer's (tableBatch.ts). */
+export function encodeRecord<S extends z.ZodObject>(schema: S, record: z.infer<S>): EncodedProperties {
+  let text = '';
+  for (const [name, kind] of kinds(schema)) {
+    const value = (record as Record<string, unknown>)[name];
+    if (value !== undefined) text += encodedMember(name, storedValue(kind, value));
+  }
+  return text as EncodedProperties;
 }
 
 /** A list field as stored (JSON text): its items, or none if it is absent or not a list. */

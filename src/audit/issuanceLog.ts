@@ -1,6 +1,6 @@
 import type { AuditWriter } from './auditWriter.js';
 import { issuanceIndexKeys, type IndexMarker } from './indexKeys.js';
-import { toEntityFields } from './entityCodec.js';
+import { encodeRecord } from './entityCodec.js';
 import { issuanceRecordSchema, type IssuanceRecord } from './issuanceRecord.js';
 
 /** Issued records and refusals go in separate lanes of the writer (see AuditWriter). */
@@ -23,6 +23,6 @@ export class IssuanceLog {
     this.marker.ensure();
     // Issued records travel in transactions of their own: a burst of denials can never fail an issuance.
     const index = { keys: issuanceIndexKeys(record), fields: record };
-    return this.writer.write(record.time, record.issuanceId, toEntityFields(issuanceRecordSchema, record), record.outcome === 'issued' ? 'issued' : 'refused', index, deadline);
+    return this.writer.write(record.time, record.issuanceId, encodeRecord(issuanceRecordSchema, record), record.outcome === 'issued' ? 'issued' : 'refused', index, deadline);
   }
 }

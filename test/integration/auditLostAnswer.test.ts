@@ -2,6 +2,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/audit/auditWriter.js';
+import { encodeProperties } from '../../src/tableBatch.js';
 import { jsonLineLogger } from '../../src/logger.js';
 import { startAzurite, tablesConnectionString, type Azurite } from '../../src/sandbox/azurite.js';
 import { createTableClient } from '../../src/tables.js';
@@ -46,7 +47,7 @@ it.each([1, 3])('a batch of %i whose answer was lost is taken as written, once',
   await table.createTable();
   dropNextWriteAnswer = 1;
   const time = new Date();
-  await expect(Promise.all(Array.from({ length: records }, (_, i) => writer.write(time, `01J000000000000000000000${records}${i}`, { outcome: 'issued' })))).resolves.toBeDefined();
+  await expect(Promise.all(Array.from({ length: records }, (_, i) => writer.write(time, `01J000000000000000000000${records}${i}`, encodeProperties({ outcome: 'issued' }))))).resolves.toBeDefined();
   expect(dropNextWriteAnswer).toBe(0);
   const stored: unknown[] = [];
   for await (const entity of createTableClient({ kind: 'connectionString', value: azurite.connectionString }, `lost${records}`, { getToken: async () => null }).listEntities()) stored.push(entity);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/audit/auditWriter.js';
+import { encodeProperties } from '../../src/tableBatch.js';
 import { jsonLineLogger } from '../../src/logger.js';
 import { startAzurite, type Azurite } from '../../src/sandbox/azurite.js';
 import { createTableClient } from '../../src/tables.js';
@@ -31,7 +32,7 @@ it('writes 250 concurrent records in a handful of transactions, each stored exac
   const { client, requests } = countingClient('batching');
   const writer = new AuditWriter(client, jsonLineLogger(() => undefined), 'batching', 8);
   const time = new Date();
-  await Promise.all(Array.from({ length: 250 }, (_, i) => writer.write(time, `ID${String(i).padStart(6, '0')}`, { n: i })));
+  await Promise.all(Array.from({ length: 250 }, (_, i) => writer.write(time, `ID${String(i).padStart(6, '0')}`, encodeProperties({ n: i }))));
   const stored: number[] = [];
   for await (const entity of client.listEntities<{ n: number }>()) stored.push(entity.n);
   expect(stored.sort((a, b) => a - b)).toEqual(Array.from({ length: 250 }, (_, i) => i));
@@ -47,9 +48,9 @@ it('rejects every waiting record when its transaction fails', async () => {
   const time = new Date();
   // Two records with one row key: Table Storage refuses the whole entity-group transaction.
   const results = await Promise.allSettled([
-    writer.write(time, 'A', { ok: 1 }),
-    writer.write(time, 'B', { ok: 1 }),
-    writer.write(time, 'B', { ok: 2 }),
+    writer.write(time, 'A', encodeProperties({ ok: 1 })),
+    writer.write(time, 'B', encodeProperties({ ok: 1 })),
+    writer.write(time, 'B', encodeProperties({ ok: 2 })),
   ]);
   expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
   expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/audit/);
