@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import * as z from 'zod';
 import { validated } from '../http/body.js';
 import { BrokerError, errors } from '../errors.js';
@@ -45,19 +46,43 @@ function askedFor(value: unknown): AskedFor {
   };
 }
 
+type Readable = Extract<ReadTokenRequest, { ok: true }>;
+
+/**
+ * Valid bodies by their text: a build sends the same body again and again, and each is validated
+ * once, not on every request (issue 14). Bounded by count and by characters held; only bodies that
+ * passed are kept, frozen, since every request with that text shares the one result.
+ */
+const MAX_KEPT_BODY_CHARS = 2_048;
+const validBodies = new LRUCache<string, Readable>({ max: 1_024, maxSize: 1_000_000, sizeCalculation: (_, text) => text.length });
+
+function frozen(read: Readable): Readable {
+  for (const scope of read.request.scopes) Object.freeze(Object.freeze(scope).actions);
+  Object.freeze(Object.freeze(read.request).scopes);
+  Object.freeze(Object.freeze(read.asked).scopes);
+  return Object.freeze(read);
+}
+
 /** Reads and validates the body once; whatever happens, says what was asked. */
 export async function readTokenRequest(text: () => Promise<string>): Promise<ReadTokenRequest> {
+  let body: string;
   let value: unknown;
   try {
-    value = JSON.parse(await text());
+    body = await text();
+    const known = validBodies.get(body);
+    if (known) return known;
+    value = JSON.parse(body);
   } catch (error) {
     const problem = error instanceof BrokerError ? error : errors.badRequest('The body is not valid JSON.');
     return { ok: false, problem, asked: NOTHING_READABLE };
   }
   const asked = askedFor(value);
+  let read: Readable;
   try {
-    return { ok: true, request: validated(value, tokenRequestSchema), asked };
+    read = { ok: true, request: validated(value, tokenRequestSchema), asked };
   } catch (error) {
     return { ok: false, problem: error as BrokerError, asked };
   }
+  if (body.length > 0 && body.length <= MAX_KEPT_BODY_CHARS) validBodies.set(body, frozen(read));
+  return read;
 }
