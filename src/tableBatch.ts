@@ -26,10 +26,13 @@ export interface EncodedEntity {
   properties: EncodedProperties;
 }
 
-/** One property as a body member: a Date goes as Edm.DateTime, as the SDK sends it. */
-export function encodedMember(name: string, value: unknown): string {
-  if (value instanceof Date) return `,${JSON.stringify(`${name}@odata.type`)}:"Edm.DateTime",${JSON.stringify(name)}:"${value.toISOString()}"`;
-  return `,${JSON.stringify(name)}:${JSON.stringify(value)}`;
+/** A property's member up to its value; a Date's also says it is an Edm.DateTime, as the SDK sends it. */
+export function memberPrefix(name: string, date: boolean): string {
+  return date ? `,${JSON.stringify(`${name}@odata.type`)}:"Edm.DateTime",${JSON.stringify(name)}:` : `,${JSON.stringify(name)}:`;
+}
+
+export function memberValue(value: unknown): string {
+  return value instanceof Date ? `"${value.toISOString()}"` : JSON.stringify(value);
 }
 
 /** The properties of `fields`, absent ones left out. */
@@ -37,7 +40,7 @@ export function encodeProperties(fields: Record<string, unknown>): EncodedProper
   let text = '';
   for (const name in fields) {
     const value = fields[name];
-    if (value !== undefined) text += encodedMember(name, value);
+    if (value !== undefined) text += memberPrefix(name, value instanceof Date) + memberValue(value);
   }
   return text as EncodedProperties;
 }

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { encodedMember, type EncodedProperties } from '../tableBatch.js';
+import { memberPrefix, memberValue, type EncodedProperties } from '../tableBatch.js';
 
 /**
  * One conversion between an audit record (its zod schema) and a Table Storage entity, for every
@@ -22,14 +22,19 @@ function kindOf(field: z.ZodType): Kind {
   return 'document';
 }
 
-const kindsBySchema = new WeakMap<z.ZodObject, [string, Kind][]>();
+/** A field: its name, its kind, and the start of its member in an encoded entity (tableBatch.ts). */
+type Field = [name: string, kind: Kind, prefix: string];
+const fieldsBySchema = new WeakMap<z.ZodObject, Field[]>();
 
-/** Each field's kind, worked out once per schema: every issuance builds an entity, on the hot path. */
-function kinds(schema: z.ZodObject): [string, Kind][] {
-  let known = kindsBySchema.get(schema);
+/** Each field of a schema, worked out once: every issuance builds an entity, on the hot path. */
+function fieldsOf(schema: z.ZodObject): Field[] {
+  let known = fieldsBySchema.get(schema);
   if (!known) {
-    known = Object.entries(schema.shape).map(([name, field]) => [name, kindOf(field as z.ZodType)]);
-    kindsBySchema.set(schema, known);
+    known = Object.entries(schema.shape).map(([name, field]) => {
+      const kind = kindOf(field as z.ZodType);
+      return [name, kind, memberPrefix(name, kind === 'date')];
+    });
+    fieldsBySchema.set(schema, known);
   }
   return known;
 }
@@ -41,7 +46,7 @@ function storedValue(kind: Kind, value: unknown): unknown {
 
 export function toEntityFields<S extends z.ZodObject>(schema: S, record: z.infer<S>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  for (const [name, kind] of kinds(schema)) {
+  for (const [name, kind] of fieldsOf(schema)) {
     const value = (record as Record<string, unknown>)[name];
     if (value !== undefined) fields[name] = storedValue(kind, value);
   }
@@ -51,9 +56,9 @@ export function toEntityFields<S extends z.ZodObject>(schema: S, record: z.infer
 /** The same fields, encoded for a body of the audit writer's (tableBatch.ts). */
 export function encodeRecord<S extends z.ZodObject>(schema: S, record: z.infer<S>): EncodedProperties {
   let text = '';
-  for (const [name, kind] of kinds(schema)) {
+  for (const [name, kind, prefix] of fieldsOf(schema)) {
     const value = (record as Record<string, unknown>)[name];
-    if (value !== undefined) text += encodedMember(name, storedValue(kind, value));
+    if (value !== undefined) text += prefix + memberValue(storedValue(kind, value));
   }
   return text as EncodedProperties;
 }
@@ -74,7 +79,7 @@ function parsedJson(value: unknown): unknown {
 
 export function fromEntity<S extends z.ZodObject>(schema: S, entity: Record<string, unknown>): z.infer<S> {
   const record: Record<string, unknown> = {};
-  for (const [name, kind] of kinds(schema)) {
+  for (const [name, kind] of fieldsOf(schema)) {
     const value = entity[name];
     if (value === undefined || value === null) {
       if (kind === 'list') record[name] = [];
