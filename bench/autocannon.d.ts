@@ -8,6 +8,8 @@ declare module 'autocannon' {
     connections: number;
     duration: number;
     overallRate?: number;
+    /** Each connection sends these in turn; `setupRequest` may change a request before it goes. */
+    requests?: { setupRequest: (request: Record<string, unknown>) => Record<string, unknown> }[];
   }
   interface Result {
     requests: { total: number; average: number };

@@ -30,6 +30,8 @@ const LARGE_ORGANISATION = Number(process.env.BENCH_GRANTS ?? 10_000);
  */
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 400);
 const FIXED_RATE_CONNECTIONS = 16;
+/** A build farm's mix: one caller asking for each of this many repositories in turn (no target; what a batch of many keys costs the audit index). */
+const MIXED_REPOSITORIES = 200;
 /**
  * The issue's figure for main on 2026-12-01 (1,500–1,900/s): the throughput target is three times its
  * low end, or three times what that main does in this run, if its sources are at hand (BENCH_BEFORE,
@@ -63,8 +65,8 @@ interface Figures extends LoadResult {
   heapMiB: number;
 }
 
-async function measure(standIns: Child, loader: Child, server: Child, url: string, headers: Record<string, string>, body: string, rate?: number): Promise<Figures> {
-  const load = { url, body, headers, connections: rate === undefined ? CONNECTIONS : FIXED_RATE_CONNECTIONS, ...(rate === undefined ? {} : { rate }) };
+async function measure(standIns: Child, loader: Child, server: Child, url: string, headers: Record<string, string>, body: string, rate?: number, repositories?: number): Promise<Figures> {
+  const load = { url, body, headers, connections: rate === undefined ? CONNECTIONS : FIXED_RATE_CONNECTIONS, ...(rate === undefined ? {} : { rate }), ...(repositories === undefined ? {} : { repositories }) };
   await loader.call('run', { ...load, seconds: WARM_UP_SECONDS });
   const others = async () => ({
     azurite: (await standIns.call<{ cpuMicros: number }>('azuriteUsage')).cpuMicros,
@@ -233,6 +235,7 @@ async function main(): Promise<void> {
 
     const figures: Record<number, Figures> = {};
     const atFixedRate: Record<number, Figures> = {};
+    let mixed: Figures | undefined;
     // A fresh broker's first Key Vault read is two requests (the 401 challenge, then the GET); after it,
     // nothing until the cache period ends. The same for Entra: one key-set fetch, then nothing.
     let keyVaultRequests = 0;
@@ -245,6 +248,7 @@ async function main(): Promise<void> {
       const fetchesBefore = await standIns.call<number>('jwksReads');
       figures[grants] = await measure(standIns, loader, broker, url, auth, body);
       atFixedRate[grants] = await measure(standIns, loader, broker, url, auth, body, FIXED_RATE);
+      if (grants === LARGE_ORGANISATION) mixed = await measure(standIns, loader, broker, url, auth, body, undefined, MIXED_REPOSITORIES);
       keyVaultRequests = Math.max(keyVaultRequests, (await standIns.call<number>('keyVaultReads')) - readsBefore);
       keySetFetches = Math.max(keySetFetches, (await standIns.call<number>('jwksReads')) - fetchesBefore);
       await broker.stop();
@@ -262,6 +266,7 @@ async function main(): Promise<void> {
     print(`broker, ${LARGE_ORGANISATION} grants`, figures[LARGE_ORGANISATION]!);
     print(`  at ${FIXED_RATE}/s, 10 grants`, atFixedRate[10]!);
     print(`  at ${FIXED_RATE}/s, ${LARGE_ORGANISATION}`, atFixedRate[LARGE_ORGANISATION]!);
+    print(`  ${MIXED_REPOSITORIES} repositories`, mixed!);
 
     const small = figures[10]!;
     const large = figures[LARGE_ORGANISATION]!;

@@ -10,6 +10,8 @@ export interface LoadOptions {
   seconds: number;
   /** Requests per second across all connections; unset: as fast as the server answers. */
   rate?: number;
+  /** Each request asks for the next of this many repositories (`bench/app` in the body becomes `bench/app-<n>`); unset: all the same. */
+  repositories?: number;
 }
 
 export interface LoadResult {
@@ -22,6 +24,12 @@ export interface LoadResult {
   errors: number;
 }
 
+/** A request that asks for the next repository in turn: what a build farm of many repositories sends. */
+function varied(body: string, repositories: number) {
+  let next = 0;
+  return (request: Record<string, unknown>) => ({ ...request, body: body.replace('bench/app', `bench/app-${next++ % repositories}`) });
+}
+
 async function run(args: Record<string, unknown>): Promise<LoadResult> {
   const options = args as unknown as LoadOptions;
   const result = await autocannon({
@@ -29,6 +37,7 @@ async function run(args: Record<string, unknown>): Promise<LoadResult> {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...options.headers },
     body: options.body,
+    ...(options.repositories === undefined ? {} : { requests: [{ setupRequest: varied(options.body, options.repositories) }] }),
     connections: options.connections,
     duration: options.seconds,
     ...(options.rate === undefined ? {} : { overallRate: options.rate }),
