@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RestError, type TableClient, type TableEntity } from '@azure/data-tables';
-import { createDefaultHttpClient, createHttpHeaders, createPipelineRequest, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
+import { createDefaultHttpClient, createHttpHeaders, createPipelineRequest, type Pipeline, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 
 /**
  * Creates audit entities with the body built here in one pass: a whole entity-group transaction, or
@@ -65,7 +65,27 @@ function failure(status: number, text: string, request: PipelineRequest, respons
   return new RestError(`Table request failed (${status})`, { statusCode: status, ...(code === undefined ? {} : { code }), request, response });
 }
 
-/** A POST through the client's own pipeline (its credential, retries and tracing). */
+/**
+ * The policies of the client's pipeline that do nothing for a finished body sent with a real
+ * AbortSignal (no operation spec to serialize or deserialize, no form or multipart body) or that
+ * Table Storage never needs (it neither compresses nor redirects these answers). Left out, a POST
+ * costs some 25 µs of CPU less (a third of issuances' Table requests at light load are these).
+ */
+const UNUSED_POLICIES = ['serializationPolicy', 'deserializationPolicy', 'formDataPolicy', 'multipartPolicy', 'decompressResponsePolicy', 'redirectPolicy', 'wrapAbortSignalLikePolicy'];
+const leanPipelines = new WeakMap<TableClient, Pipeline>();
+
+/** The client's pipeline (as at its first POST) without UNUSED_POLICIES: its credential, retries, tracing, proxy, logging and request headers are kept. */
+function leanPipeline(table: TableClient): Pipeline {
+  let pipeline = leanPipelines.get(table);
+  if (!pipeline) {
+    pipeline = table.pipeline.clone();
+    for (const name of UNUSED_POLICIES) pipeline.removePolicy({ name });
+    leanPipelines.set(table, pipeline);
+  }
+  return pipeline;
+}
+
+/** A POST through the client's own pipeline, less what it does not need (leanPipeline). */
 async function post(table: TableClient, url: string, body: string, headers: Record<string, string>, abortSignal: AbortSignal) {
   const request = createPipelineRequest({
     url,
@@ -75,7 +95,7 @@ async function post(table: TableClient, url: string, body: string, headers: Reco
     allowInsecureConnection: url.startsWith('http:'),
     headers: createHttpHeaders({ 'x-ms-version': '2019-02-02', ...headers }),
   });
-  return { request, response: await table.pipeline.sendRequest(httpClient, request) };
+  return { request, response: await leanPipeline(table).sendRequest(httpClient, request) };
 }
 
 /** One entity (Insert Entity, answered 204): a failure throws a RestError with its status and code, as the SDK's would. */
