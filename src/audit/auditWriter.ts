@@ -51,11 +51,10 @@ interface OpenBatch {
  * Lanes split the shards between kinds of record (issued / refused): records of different lanes
  * never share a partition, so never a transaction, and a burst of one kind cannot fail the other.
  *
- * Index rows go to their own table, in transactions of their own (one per index partition, of which
- * there are eight a month, whatever the batch's callers and repositories), written *before* the
- * records: a record is never stored without its index rows, and a row whose records then failed to be
- * stored points at nothing, which the search skips. The audit table holds exactly one entity per
- * decision.
+ * Index rows go to their own table, in transactions of their own (one per index partition) written
+ * *before* the records: a record is never stored without its index rows, and a row whose records then
+ * failed to be stored points at nothing, which the search skips. The audit table holds exactly one
+ * entity per decision.
  */
 export class AuditWriter {
   private readonly ready: () => Promise<void>;
@@ -147,13 +146,9 @@ export class AuditWriter {
   }
 }
 
-/** An entity-group transaction holds at most 100 entities. */
-const MAX_TRANSACTION = 100;
-
 /**
- * Entities by partition, in transactions of at most 100: a batch's index rows share the index's few
- * partitions (indexKeys.ts), and a batch of records that each ask for many repositories has more rows
- * than one transaction takes.
+ * Entities by partition. A batch's index rows fit one transaction per partition: a record adds at most
+ * one row to each index partition, and a batch holds at most FULL_BATCH records.
  */
 function byPartition(entities: EncodedEntity[]): EncodedEntity[][] {
   const groups = new Map<string, EncodedEntity[]>();
@@ -162,5 +157,5 @@ function byPartition(entities: EncodedEntity[]): EncodedEntity[][] {
     if (group) group.push(entity);
     else groups.set(entity.partitionKey, [entity]);
   }
-  return [...groups.values()].flatMap((group) => Array.from({ length: Math.ceil(group.length / MAX_TRANSACTION) }, (_, i) => group.slice(i * MAX_TRANSACTION, (i + 1) * MAX_TRANSACTION)));
+  return [...groups.values()];
 }

@@ -8,14 +8,12 @@ import { monthBucket } from './partitioning.js';
 /**
  * The issuance search index: table `issuanceindex`. Each record is listed under its objectId and
  * under each repository it asked for, written before the record (see AuditWriter). The index-entity
- * pattern: a key's rows of a month live in one of INDEX_SHARDS partitions `s<n>|<yyyymm>` (n from a
- * hash of the key) under row keys `<key>|<record row key>`, so "who got push on acme/web in November"
- * is one key range of one partition, newest first, whatever else was issued; and a batch's rows, for
- * however many identities and repositories, take at most INDEX_SHARDS transactions (a partition per
- * key took one per key: a batch of 32 callers of 32 repositories sent 64). A row lists the records of
- * one writer's batch (see indexRows), so a key takes a row per batch, not per record. Keys may not hold
- * `/`, so a repository's `/` is written `!` (neither is in the OCI name grammar, and `|` ends the name,
- * so `r|acme|` never matches `acme/web`).
+ * pattern: a key's rows live in partition `<key>|<yyyymm>` under row keys `<key>|<record row key>`, so
+ * "who got push on acme/web in November" is one key range of one partition, newest first, whatever
+ * else was issued. A row lists the records of one writer's batch (see indexRows), so one key's
+ * partition takes a row per batch, not per record, well under Azure's ~2,000 entities a second per
+ * partition. Keys may not hold `/`, so a repository's `/` is written `!` (neither is in the OCI name
+ * grammar, and `|` ends the name, so `r|acme|` never matches `acme/web`).
  */
 export const objectIdIndex = (objectId: string) => `o|${objectId}`;
 export const repositoryIndex = (repository: string) => `r|${repository.replaceAll('/', '!')}`;
@@ -33,28 +31,8 @@ export function issuanceIndexKeys(record: Pick<IssuanceRecord, 'objectId' | 'req
 /** What a search filters on besides the key: the record itself can be handed over, only these are read. */
 export type IndexFields = Pick<IssuanceRecord, 'objectId' | 'registry' | 'outcome' | 'requestId'>;
 
-/**
- * Eight partitions a month: a batch's index rows take at most eight transactions, and at the most
- * rows a busy instance writes (two a record, for a mix of callers and repositories at 4,000 issuances
- * a second) each partition stays near 1,000 entities a second, half of Azure's target for one.
- * Fixed: a search finds a key's rows by this count.
- */
-export const INDEX_SHARDS = 8;
-
-/** FNV-1a of the key: stable across versions and processes, which a search relies on. */
-function indexShard(key: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % INDEX_SHARDS;
-}
-
 /** The index partition holding `key`'s rows of month `month`. */
 export function indexPartition(key: string, month: string): string {
-  return `s${indexShard(key)}|${month}`;
-}
-
-/** Where versions before the shards wrote `key`'s rows of `month`: a partition of its own. */
-export function perKeyIndexPartition(key: string, month: string): string {
   return `${key}|${month}`;
 }
 
@@ -104,7 +82,7 @@ export function indexRows(recordPartition: string, records: IndexedRecord[]): In
     const { objectId, outcome, registry, requestId } = record.fields;
     for (const key of record.keys) {
       const partition = indexPartition(key, monthBucket(record.time));
-      const group = `${key}\n${partition}\n${secondOf(record.rowKey)}\n${String(objectId)}\n${String(outcome)}\n${String(registry)}`;
+      const group = `${partition}\n${secondOf(record.rowKey)}\n${String(objectId)}\n${String(outcome)}\n${String(registry)}`;
       let row = rows.get(group);
       if (!row) rows.set(group, (row = { partitionKey: partition, key, fields: { objectId, outcome, registry }, listed: [] }));
       row.listed.push([record.rowKey, requestId ?? null]);
@@ -133,23 +111,28 @@ export function listedRecords(row: { rowKey?: string; records?: unknown; request
   return (JSON.parse(row.records) as unknown[][]).map(([rowKey, requestId]) => ({ rowKey: String(rowKey), ...requestIdOf(requestId) }));
 }
 
+const MARKER = { partitionKey: 'meta', rowKey: 'index-since' } as const;
 const RECHECK_MS = 60_000;
 
-/** A `meta` row of the index table saying since when something holds; written once, never changed. */
-class SinceRow {
+/**
+ * When indexing began (a row of the index table): every record from then on is listed. Searches read
+ * the index for later hours and scan the records of earlier ones, so no record is ever missed.
+ * The first instance that writes records creates the marker; it is never changed afterwards.
+ */
+export class IndexMarker {
+  private readonly ready: () => Promise<void>;
   private known: Date | undefined;
   private checkedAt = 0;
   private creating: Promise<void> | undefined;
 
-  constructor(
-    private readonly table: TableClient,
-    private readonly ready: () => Promise<void>,
-    private readonly rowKey: string,
-  ) {}
+  constructor(private readonly table: TableClient) {
+    this.ready = tableReady(table);
+  }
 
+  /** Best effort, once: a marker written late only makes searches scan a little more. */
   ensure(): void {
     this.creating ??= this.ready()
-      .then(() => this.table.createEntity({ partitionKey: 'meta', rowKey: this.rowKey, since: new Date() }))
+      .then(() => this.table.createEntity({ ...MARKER, since: new Date() }))
       .then(
         () => undefined,
         (error: unknown) => {
@@ -158,51 +141,15 @@ class SinceRow {
       );
   }
 
-  async read(): Promise<Date | undefined> {
+  async since(): Promise<Date | undefined> {
     if (this.known || Date.now() - this.checkedAt < RECHECK_MS) return this.known;
     this.checkedAt = Date.now();
     try {
-      const entity = await this.table.getEntity<{ since: Date }>('meta', this.rowKey);
+      const entity = await this.table.getEntity<{ since: Date }>(MARKER.partitionKey, MARKER.rowKey);
       this.known = entity.since instanceof Date ? entity.since : new Date(String(entity.since));
     } catch (error) {
       if (azureStatus(error) !== 404) throw error;
     }
     return this.known;
-  }
-}
-
-/** When indexing began, and when the index's rows moved to its shared partitions. */
-export interface IndexDates {
-  since: Date | undefined;
-  shardedSince: Date | undefined;
-}
-
-/**
- * Two rows of the index table. `index-since`: when indexing began; every record from then on is
- * listed, so searches read the index for later hours and scan the records of earlier ones, and no
- * record is ever missed. `shards-since`: when writers began to put rows in the shared partitions
- * (INDEX_SHARDS) rather than a partition per key; searches also read the per-key partitions of the
- * months up to a day after it (writers of the version before may still be finishing). The first
- * instance that writes records creates both; best effort, once: a marker written late only makes
- * searches read a little more.
- */
-export class IndexMarker {
-  private readonly indexing: SinceRow;
-  private readonly sharding: SinceRow;
-
-  constructor(table: TableClient) {
-    const ready = tableReady(table);
-    this.indexing = new SinceRow(table, ready, 'index-since');
-    this.sharding = new SinceRow(table, ready, 'shards-since');
-  }
-
-  ensure(): void {
-    this.indexing.ensure();
-    this.sharding.ensure();
-  }
-
-  async dates(): Promise<IndexDates> {
-    const [since, shardedSince] = await Promise.all([this.indexing.read(), this.sharding.read()]);
-    return { since, shardedSince };
   }
 }

@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import { azureStatus, errors } from '../errors.js';
 import { parseScope } from '../registries/scope.js';
 import { fromEntity, listField } from './entityCodec.js';
-import { indexPartition, listedRecords, objectIdIndex, perKeyIndexPartition, repositoryIndex, secondOf, type IndexDates, type IndexMarker } from './indexKeys.js';
+import { indexPartition, listedRecords, objectIdIndex, repositoryIndex, secondOf, type IndexMarker } from './indexKeys.js';
 import { issuanceRecordSchema, type IssuanceRecord, type Outcome } from './issuanceRecord.js';
 import { hourBucket, invertedTime, ISSUANCE_SHARDS, monthBucketsBetween } from './partitioning.js';
 import { encodeCursor, odataString, queryTimeRange, type Cursor, type Entity } from './timeRangeQuery.js';
@@ -26,12 +26,6 @@ const RECORD_READS_IN_FLIGHT = 64;
 /** The most entities Table Storage returns in one response. */
 const MAX_PAGE = 1000;
 
-/** How long after the index moved to shared partitions a writer of the version before may still write per-key rows. */
-const PER_KEY_ROWS_AFTER_SHARDING_MS = 86_400_000;
-
-/** The index as a search reads it: its table, and the dates of its markers (indexKeys.ts). */
-export type SearchIndex = { table: TableClient } & IndexDates;
-
 /**
  * "Who got push on acme/web last Tuesday?": the issuances table, newest first. A search by
  * repository or identity reads that key's index rows (indexKeys.ts), one key range a month, for the
@@ -47,7 +41,7 @@ export class IssuanceSearch {
 
   async search(filter: IssuanceFilter): Promise<Page> {
     try {
-      const index = filter.repository || filter.objectId ? { table: this.indexTable, ...(await this.marker.dates()) } : undefined;
+      const index = filter.repository || filter.objectId ? { table: this.indexTable, since: await this.marker.since() } : undefined;
       return await searchIssuances(this.table, filter, index);
     } catch {
       throw errors.dependencyDown('audit', 'The issuance audit table (Table Storage) is unavailable.');
@@ -55,7 +49,7 @@ export class IssuanceSearch {
   }
 }
 
-export async function searchIssuances(table: TableClient, filter: IssuanceFilter, index?: SearchIndex): Promise<Page> {
+export async function searchIssuances(table: TableClient, filter: IssuanceFilter, index?: { table: TableClient; since: Date | undefined }): Promise<Page> {
   const byObjectId = filter.objectId ? [`objectId eq ${odataString(filter.objectId)}`] : [];
   const byRegistryAndOutcome = [...(filter.registry ? [`registry eq ${odataString(filter.registry)}`] : []), ...(filter.outcome ? [`outcome eq ${odataString(filter.outcome)}`] : [])];
   const common = [...byRegistryAndOutcome, ...(filter.requestId ? [`requestId eq ${odataString(filter.requestId)}`] : [])];
@@ -69,7 +63,7 @@ export async function searchIssuances(table: TableClient, filter: IssuanceFilter
 
   let records: Entity[] = [];
   if (indexed && (!cursor || 'm' in cursor)) {
-    const page = await readIndex(index!.table, key!, index!.shardedSince, {
+    const page = await readIndex(index!.table, key!, {
       from: new Date(Math.max(filter.from.getTime(), indexedFrom)),
       to: filter.to,
       limit: filter.limit,
@@ -113,17 +107,14 @@ interface RecordKey {
 }
 
 /**
- * One key's records in a time range, newest first: one key range of one partition per month (and of
- * the key's own partition too, for the months rows may have been written there: before the shards,
- * and a day after). Rows hold the records of one second (indexKeys.ts), and rows of one second may
- * interleave (several batches, several instances), so the records of a second are sorted before any
- * is returned; a page ends at a record, and the next one reads its second again and resumes after
- * that record.
+ * One key's records in a time range, newest first: one key range of one partition per month. Rows
+ * hold the records of one second (indexKeys.ts), and rows of one second may interleave (several
+ * batches, several instances), so the records of a second are sorted before any is returned; a page
+ * ends at a record, and the next one reads its second again and resumes after that record.
  */
 async function readIndex(
   table: TableClient,
   key: string,
-  shardedSince: Date | undefined,
   request: { from: Date; to: Date; limit: number; cursor: Cursor | undefined; conditions: string[]; requestId: string | undefined },
 ): Promise<{ records: RecordKey[]; next: Cursor | undefined }> {
   const months = monthBucketsBetween(request.from, request.to);
@@ -136,9 +127,7 @@ async function readIndex(
     const month = months[index]!;
     const after = request.cursor && 'm' in request.cursor && request.cursor.m === month ? request.cursor.a : undefined;
     const from = after !== undefined && after > newest ? after : newest;
-    const range = [`RowKey ge ${odataString(`${key}|${secondOf(from)}`)}`, `RowKey lt ${odataString(`${key}|${beyond}`)}`, ...request.conditions];
-    const perKey = shardedSince === undefined || monthStart(month) <= shardedSince.getTime() + PER_KEY_ROWS_AFTER_SHARDING_MS;
-    const partitions = [indexPartition(key, month), ...(perKey ? [perKeyIndexPartition(key, month)] : [])];
+    const filter = [`PartitionKey eq ${odataString(indexPartition(key, month))}`, `RowKey ge ${odataString(`${key}|${secondOf(from)}`)}`, `RowKey lt ${odataString(`${key}|${beyond}`)}`, ...request.conditions];
     let second: RecordKey[] = [];
     let secondKey: string | undefined;
     /** The records of the second read so far, in order, up to the limit; true when the page is full. */
@@ -154,43 +143,23 @@ async function readIndex(
     // Pages of at most 1,000 (Table Storage's own cap), so a full answer is one query, not two; a
     // request id is looked for row by row, so then the most a page holds.
     const pageSize = request.requestId === undefined ? Math.min(MAX_PAGE, request.limit + 1) : MAX_PAGE;
-    const rows = inRowKeyOrder(
-      partitions.map((partition) => table.listEntities<Record<string, unknown>>({ queryOptions: { filter: [`PartitionKey eq ${odataString(partition)}`, ...range].join(' and ') } }).byPage({ maxPageSize: pageSize })),
-    );
-    for await (const row of rows) {
-      const rowSecond = secondOf(row.rowKey!.slice(key.length + 1));
-      if (rowSecond !== secondKey && emit()) return { records, next: { m: month, a: records.at(-1)!.rowKey } };
-      secondKey = rowSecond;
-      const partitionKey = typeof row.recordPartition === 'string' ? row.recordPartition : undefined;
-      if (!partitionKey) continue;
-      for (const listed of listedRecords(row)) {
-        if (listed.rowKey >= newest && listed.rowKey < beyond && (after === undefined || listed.rowKey > after) && (request.requestId === undefined || listed.requestId === request.requestId)) second.push({ partitionKey, rowKey: listed.rowKey });
+    const pages = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: filter.join(' and ') } }).byPage({ maxPageSize: pageSize });
+    for await (const page of pages) {
+      for (const row of page) {
+        const rowSecond = secondOf(row.rowKey!.slice(key.length + 1));
+        if (rowSecond !== secondKey && emit()) return { records, next: { m: month, a: records.at(-1)!.rowKey } };
+        secondKey = rowSecond;
+        const partitionKey = typeof row.recordPartition === 'string' ? row.recordPartition : undefined;
+        if (!partitionKey) continue;
+        for (const listed of listedRecords(row)) {
+          if (listed.rowKey >= newest && listed.rowKey < beyond && (after === undefined || listed.rowKey > after) && (request.requestId === undefined || listed.requestId === request.requestId)) second.push({ partitionKey, rowKey: listed.rowKey });
+        }
       }
     }
     // Full: the month may hold more, so say where to resume rather than read on to find out.
     if (emit()) return { records, next: { m: month, a: records.at(-1)!.rowKey } };
   }
   return { records, next: undefined };
-}
-
-const monthStart = (month: string) => Date.UTC(Number(month.slice(0, 4)), Number(month.slice(4)) - 1);
-
-/** The rows of several partitions' pages (each in row-key order, as Table Storage returns them) as one stream in row-key order. */
-async function* inRowKeyOrder(sources: AsyncIterable<Entity[]>[]): AsyncGenerator<Entity> {
-  const rowsOf = async function* (pages: AsyncIterable<Entity[]>) {
-    for await (const page of pages) yield* page;
-  };
-  const streams = sources.map(rowsOf);
-  const heads = await Promise.all(streams.map((stream) => stream.next()));
-  for (;;) {
-    let least: number | undefined;
-    heads.forEach((head, i) => {
-      if (!head.done && (least === undefined || head.value.rowKey! < (heads[least]!.value as Entity).rowKey!)) least = i;
-    });
-    if (least === undefined) return;
-    yield heads[least]!.value as Entity;
-    heads[least] = await streams[least]!.next();
-  }
 }
 
 /** The records named, by key and in order; one that is missing (its write failed after its index rows) is skipped. */

@@ -1,11 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/audit/auditWriter.js';
-import { encodeRecord } from '../../src/audit/entityCodec.js';
-import { INDEX_SHARDS, issuanceIndexKeys } from '../../src/audit/indexKeys.js';
-import { ISSUANCE_LANES } from '../../src/audit/issuanceLog.js';
-import { issuanceRecordSchema, type IssuanceRecord } from '../../src/audit/issuanceRecord.js';
-import { searchIssuances } from '../../src/audit/issuanceSearch.js';
-import { ISSUANCE_SHARDS } from '../../src/audit/partitioning.js';
 import { encodeProperties } from '../../src/tableBatch.js';
 import { jsonLineLogger } from '../../src/logger.js';
 import { startAzurite, type Azurite } from '../../src/sandbox/azurite.js';
@@ -79,27 +73,4 @@ it('an admin change whose audit record cannot be written is not made (fail close
     }),
   ).rejects.toMatchObject({ kind: 'unavailable', code: 'audit-unavailable' });
   expect(changed).toBe(false);
-});
-
-it('a batch of 32 callers asking for 32 repositories takes at most eight index transactions, and every record is found under each key', async () => {
-  const records = countingClient('mixedrecords');
-  const index = countingClient('mixedindex');
-  const writer = new AuditWriter(records.client, jsonLineLogger(() => undefined), 'mixed', ISSUANCE_SHARDS, ISSUANCE_LANES, index.client);
-  await writer.prepare();
-  const before = index.requests();
-  const time = new Date();
-  const written = Array.from({ length: 32 }, (_, i): IssuanceRecord => {
-    const scopes = [`repository:team${i}/app:pull`, `repository:shared/base:pull`];
-    return { issuanceId: `01KMIXED${String(i).padStart(18, '0')}`, requestId: `mixed-${i}`, time, outcome: 'issued', reason: 'issued', status: 200, objectId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, registry: 'docker.io', requestedScopes: scopes, grantedScopes: scopes, grantIds: [], latencyMs: 1, clientIp: '10.0.0.1' };
-  });
-  await Promise.all(written.map((record) => writer.write(time, record.issuanceId, encodeRecord(issuanceRecordSchema, record), 'issued', { keys: issuanceIndexKeys(record), fields: record })));
-  // 65 keys (32 identities, 33 repositories), a partition each before: 65 transactions for 32 records.
-  expect(index.requests() - before).toBeLessThanOrEqual(INDEX_SHARDS);
-  const search = (filter: { repository?: string; objectId?: string }) =>
-    searchIssuances(records.client, { from: new Date(time.getTime() - 1000), to: new Date(time.getTime() + 1000), limit: 100, ...filter }, { table: index.client, since: new Date(time.getTime() - 7200_000), shardedSince: new Date(time.getTime() - 7200_000) });
-  expect((await search({ repository: 'shared/base' })).issuances.map((record) => record.issuanceId).sort()).toEqual(written.map((record) => record.issuanceId).sort());
-  for (const record of [written[0]!, written[17]!, written[31]!]) {
-    expect((await search({ objectId: record.objectId! })).issuances.map((found) => found.issuanceId)).toEqual([record.issuanceId]);
-    expect((await search({ repository: record.requestedScopes[0]!.split(':')[1]! })).issuances.map((found) => found.issuanceId)).toEqual([record.issuanceId]);
-  }
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuanceRecord } from '../../src/audit/issuanceRecord.js';
 import { searchIssuances } from '../../src/audit/issuanceSearch.js';
-import { indexPartition, indexRows, objectIdIndex, perKeyIndexPartition, repositoryIndex } from '../../src/audit/indexKeys.js';
+import { indexRows, objectIdIndex, repositoryIndex } from '../../src/audit/indexKeys.js';
 import { partitionKey, rowKey } from '../../src/audit/partitioning.js';
 import { createTableClient } from '../../src/tables.js';
 import { startHarness, type Harness } from '../support/harness.js';
@@ -16,8 +16,6 @@ const records: IssuanceRecord[] = [];
 const END = Date.UTC(2026, 10, 20, 12, 0, 0);
 const HOURS = 30;
 const SINCE = new Date(END - 20 * 3600_000 + 1234);
-/** The index of this deployment has been in its shared partitions since October: no month searched has per-key rows. */
-const SHARDED_SINCE = new Date(Date.UTC(2026, 9, 1));
 /** Around a month's end, so that one search reads two months of the index. */
 const MONTH_END = Date.UTC(2026, 11, 1, 0, 0, 0);
 const people = ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222'];
@@ -72,7 +70,7 @@ const client = (name: string, seen: string[]) => {
 
 async function everything(filter: { repository?: string; objectId?: string }, seen: string[], range = { from: new Date(END - HOURS * 3600_000), to: new Date(END) }, limit = 97) {
   const table = client('issuances', seen);
-  const index = { table: client('issuanceindex', seen), since: SINCE, shardedSince: SHARDED_SINCE };
+  const index = { table: client('issuanceindex', seen), since: SINCE };
   const ids: string[] = [];
   let cursor;
   let pages = 0;
@@ -96,7 +94,7 @@ describe('searches by repository and identity', () => {
     // One key range of one partition of the month per page (and one more where a page ends at the index's end).
     expect(indexed.length).toBeGreaterThan(0);
     expect(indexed.length).toBeLessThanOrEqual(pages + 1);
-    expect(new Set(indexed.map((filter) => /PartitionKey eq '([^']*)'/.exec(filter)?.[1]))).toEqual(new Set([indexPartition(repositoryIndex(repository), '202611')]));
+    expect(new Set(indexed.map((filter) => /PartitionKey eq '([^']*)'/.exec(filter)?.[1]))).toEqual(new Set([`r|${repository.replaceAll('/', '!')}|202611`]));
     expect(indexed.every((filter) => filter.includes(`RowKey ge 'r|${repository.replaceAll('/', '!')}|`))).toBe(true);
     // Only the hours before indexing began (and the marker's own) are scanned; the others are point reads (no filter).
     const scans = seen.filter((filter) => filter.startsWith('issuances: ') && filter !== 'issuances: ');
@@ -118,7 +116,7 @@ describe('searches by repository and identity', () => {
     const expected = records.filter((record) => record.time >= range.from && record.time <= range.to && asks(record, 'acme/web')).sort(newestFirst).map((record) => record.issuanceId);
     expect(expected.length).toBeGreaterThan(40);
     expect((await everything({ repository: 'acme/web' }, seen, range, 13)).ids).toEqual(expected);
-    const months = new Set(seen.filter((filter) => filter.startsWith('issuanceindex: ')).map((filter) => /PartitionKey eq 's\d\|(\d{6})'/.exec(filter)?.[1]));
+    const months = new Set(seen.filter((filter) => filter.startsWith('issuanceindex: ')).map((filter) => /PartitionKey eq 'r\|acme!web\|(\d{6})'/.exec(filter)?.[1]));
     expect([...months].sort()).toEqual(['202611', '202612']);
   });
 
@@ -128,33 +126,19 @@ describe('searches by repository and identity', () => {
     const [ghost] = indexRows(partitionKey(time, 0), [{ time, rowKey: rowKey(time, '01KGHOST0000000000000000000'), keys: [repositoryIndex('acme/ghost')], fields: { outcome: 'issued', registry: 'docker.io', requestId: 'ghost' } }]);
     await index.createEntity(ghost!);
     const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
-    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 10, repository: 'acme/ghost' }, { table: index, since: SINCE, shardedSince: SHARDED_SINCE });
+    const page = await searchIssuances(table, { from: new Date(END - 3600_000), to: new Date(END), limit: 10, repository: 'acme/ghost' }, { table: index, since: SINCE });
     expect(page).toEqual({ issuances: [], nextCursor: undefined });
   });
 
-  it('rows of the versions before the shards (a partition per key, either format) are found until a day after sharding began, and not read later', async () => {
+  it('a row of the first index format (one per record, no list) is still found', async () => {
     const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
-    const [first, listing] = records.filter((candidate) => candidate.time.getTime() < END - 3600_000 && candidate.time.getTime() > SINCE.getTime() + 3600_000);
-    const stored = await h.auditRecords();
-    const at = (record: IssuanceRecord) => stored.find((row) => row.issuanceId === record.issuanceId)!;
-    const key = repositoryIndex('acme/before-shards');
-    // The first format: one row per record, its fields as properties.
-    await index.createEntity({ partitionKey: perKeyIndexPartition(key, '202611'), rowKey: `${key}|${String(at(first!).rowKey)}`, recordPartition: String(at(first!).partitionKey), objectId: first!.objectId, registry: 'docker.io', outcome: 'issued', requestId: first!.requestId });
-    // The list format, in the key's own partition.
-    const [row] = indexRows(String(at(listing!).partitionKey), [{ time: listing!.time, rowKey: String(at(listing!).rowKey), keys: [key], fields: listing! }]);
-    await index.createEntity({ ...row!, partitionKey: perKeyIndexPartition(key, '202611') });
-    const expected = [first!, listing!].sort(newestFirst).map((record) => record.issuanceId);
-    const search = async (shardedSince: Date | undefined) => {
-      const seen: string[] = [];
-      const page = await searchIssuances(client('issuances', []), { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 10, repository: 'acme/before-shards' }, { table: client('issuanceindex', seen), since: SINCE, shardedSince });
-      return { ids: page.issuances.map((issuance) => issuance.issuanceId), partitions: new Set(seen.map((filter) => /PartitionKey eq '([^']*)'/.exec(filter)?.[1])) };
-    };
-    const both = new Set([indexPartition(key, '202611'), perKeyIndexPartition(key, '202611')]);
-    expect(await search(undefined)).toEqual({ ids: expected, partitions: both });
-    expect(await search(new Date(Date.UTC(2026, 10, 25)))).toEqual({ ids: expected, partitions: both });
-    // Sharded since 23:00 on the last day of October: writers of the version before may have finished within the day.
-    expect(await search(new Date(Date.UTC(2026, 9, 31, 23)))).toEqual({ ids: expected, partitions: both });
-    expect(await search(SHARDED_SINCE)).toEqual({ ids: [], partitions: new Set([indexPartition(key, '202611')]) });
+    const record = records.find((candidate) => candidate.time.getTime() < END - 3600_000 && candidate.time.getTime() > SINCE.getTime() + 3600_000)!;
+    const stored = (await h.auditRecords()).find((row) => row.issuanceId === record.issuanceId)!;
+    const key = repositoryIndex('acme/first-format');
+    await index.createEntity({ partitionKey: `${key}|202611`, rowKey: `${key}|${String(stored.rowKey)}`, recordPartition: String(stored.partitionKey), objectId: record.objectId, registry: 'docker.io', outcome: 'issued', requestId: record.requestId });
+    const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
+    const page = await searchIssuances(table, { from: new Date(END - HOURS * 3600_000), to: new Date(END), limit: 10, repository: 'acme/first-format' }, { table: index, since: SINCE });
+    expect(page.issuances.map((issuance) => issuance.issuanceId)).toEqual([record.issuanceId]);
   });
 
   it('a burst of one workload: a few list rows, and paging through seconds that several batches share is exact', async () => {
@@ -189,14 +173,13 @@ describe('searches by repository and identity', () => {
     expect((await everything({ objectId: burst[0]! }, [], range, 1000)).ids).toEqual(written.filter((record) => record.objectId === burst[0]).sort(newestFirst).map((record) => record.issuanceId));
     const table = createTableClient(h.sandbox.config.tables, 'issuances', { getToken: async () => null });
     const index = createTableClient(h.sandbox.config.tables, 'issuanceindex', { getToken: async () => null });
-    const one = await searchIssuances(table, { ...range, limit: 10, repository: 'burst/app', requestId: 'burst-1-17' }, { table: index, since: SINCE, shardedSince: SHARDED_SINCE });
+    const one = await searchIssuances(table, { ...range, limit: 10, repository: 'burst/app', requestId: 'burst-1-17' }, { table: index, since: SINCE });
     expect(one.issuances.map((issuance) => issuance.issuanceId)).toEqual([written[137]!.issuanceId]);
     // A row per batch, second, identity and key: at most 48 for 360 records (12 batches of at most 32,
     // two seconds, two identities), where a row per record would be 360.
     for (const key of [repositoryIndex('burst/app'), objectIdIndex(burst[0]!)]) {
       let rows = 0;
-      const filter = `PartitionKey eq '${indexPartition(key, '202611')}' and RowKey ge '${key}|' and RowKey lt '${key}}'`;
-      for await (const row of index.listEntities({ queryOptions: { filter } })) if (row.rowKey) rows += 1;
+      for await (const row of index.listEntities({ queryOptions: { filter: `PartitionKey eq '${key}|202611'` } })) if (row.rowKey) rows += 1;
       expect(rows).toBeGreaterThan(0);
       expect(rows).toBeLessThanOrEqual(48);
     }
