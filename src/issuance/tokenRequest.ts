@@ -83,6 +83,6 @@ export async function readTokenRequest(text: () => Promise<string>): Promise<Rea
   } catch (error) {
     return { ok: false, problem: error as BrokerError, asked };
   }
-  if (body.length > 0 && body.length <= MAX_KEPT_BODY_CHARS) validBodies.set(body, frozen(read));
+  if (body.length <= MAX_KEPT_BODY_CHARS) validBodies.set(body, frozen(read));
   return read;
 }
