@@ -20,8 +20,9 @@ export interface OutboundInit {
   signal?: AbortSignal;
 }
 
-// require(), not import: an ES module importing node:http loads undici for the WebSocket classes it
-// re-exports, ~13 ms of a cold worker's CPU.
+// require(), not import: the module object require() returns is the one the HTTP instrumentation
+// patches, as it does for the SDKs' calls, so its ignore hook (sentByOutboundFetch) decides these too.
+// (Loading undici's module is not saved this way: the first Response loads it anyway.)
 const require = createRequire(import.meta.url);
 const http = require('node:http') as typeof Http;
 const https = require('node:https') as typeof Https;
