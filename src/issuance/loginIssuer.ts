@@ -68,7 +68,8 @@ const ABANDONED_AFTER_MS = 10 * 60_000;
  * Login credentials (form "login"): authorized like every form, then created at the registry's
  * provider for exactly the scope set and lifetime, recorded in the login credential table before
  * they are handed out, reused per (identity, registry, scope set) while more than half their life
- * remains, and deleted at the provider once expired or when their identity is blocked.
+ * (and more than half the lifetime the new request asks for) remains, and deleted at the provider
+ * once expired or when their identity is blocked.
  */
 export class LoginIssuer {
   private readonly held = new LRUCache<string, Held>({ max: MAX_HELD });
@@ -148,8 +149,11 @@ export class LoginIssuer {
     const now = this.now();
     const expiresAt = held.login.expiresAt.getTime();
     const halfLife = held.createdAt + (expiresAt - held.createdAt) * REUSE_FRACTION;
+    const left = expiresAt - now;
     // Never longer than this request may have: a shorter ttlSeconds or a lowered grant gets its own.
-    return now < halfLife && expiresAt - now <= lifetimeMs + REUSE_SLACK_MS;
+    // Nor much shorter: a build that asks for an hour must not get the 10 minutes left of one made
+    // for a shorter request, so what is left must also be more than half of what this one asks.
+    return now < halfLife && left <= lifetimeMs + REUSE_SLACK_MS && left > lifetimeMs * REUSE_FRACTION;
   }
 
   /** Another instance may have revoked it (block, cleanup): the table, not this memory, decides. */

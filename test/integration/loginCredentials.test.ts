@@ -151,6 +151,19 @@ describe('reuse', () => {
     expect(short.expiresIn).toBeLessThanOrEqual(600);
   });
 
+  it('makes a new one when the held one has less than half of a longer ttlSeconds left', async () => {
+    const short = await loginOk(caller, ['repository:acme/longer:pull'], { ttlSeconds: 600 });
+    const long = await loginOk(caller, ['repository:acme/longer:pull'], { ttlSeconds: 3600 });
+    expect(long.credentialId).not.toBe(short.credentialId);
+    expect(long.expiresIn).toBeGreaterThan(3500);
+    // The longer one is now the one held: a request like it gets it again, and so does the shorter
+    // kind while the held one has no more left than that asks for (it has more here: a new one).
+    const again = await loginOk(caller, ['repository:acme/longer:pull'], { ttlSeconds: 3600 });
+    expect(again.credentialId).toBe(long.credentialId);
+    const shorterAgain = await loginOk(caller, ['repository:acme/longer:pull'], { ttlSeconds: 600 });
+    expect(shorterAgain.credentialId).not.toBe(long.credentialId);
+  });
+
   it('shares one create among 50 concurrent identical requests', async () => {
     const created = h.sandbox.dockerHub!.orgTokenCreates();
     const bearer = await h.tokenFor(caller);
