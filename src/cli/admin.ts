@@ -28,7 +28,7 @@ export const ADMIN_USAGE = overview(PREFIX, ADMIN_COMMANDS as Command<unknown>[]
 const context: AdminContext = {
   connect: async (values) => {
     const { broker, audience } = brokerTarget(values);
-    return brokerSession(broker, await callerToken(new DefaultAzureCredential(), audience));
+    return brokerSession(broker, await callerToken(new DefaultAzureCredential(), audience, 'az login, or AZURE_CLIENT_ID for a user-assigned managed identity'));
   },
 };
 

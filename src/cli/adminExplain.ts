@@ -54,5 +54,12 @@ export const EXPLAIN_COMMAND: Command<AdminContext> = {
     }
     const rows = answer.actions.map((row) => ({ ...row, allowed: row.allowed ? 'yes' : 'no', why: why(row) }));
     print(values, answer, rows, ['repository', 'action', 'allowed', 'why']);
+    // A workload's token carries both IDs, and a grant may name either: asked with one, a grant that
+    // names the other does not apply, though the real request would get it.
+    const halfSubject = !values['request-id'] && (!values['object-id'] || !values['app-id']);
+    if (!values.json && halfSubject && answer.actions.some((row) => row.grants?.some((grant) => grant.reason === 'subject'))) {
+      const missing = values['object-id'] ? '--app-id' : '--object-id';
+      process.stdout.write(`grants that name the identity by its ${missing === '--app-id' ? 'client (app) ID' : 'object ID'} were not checked against it: add ${missing} to include them\n`);
+    }
   },
 };

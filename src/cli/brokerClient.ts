@@ -20,13 +20,16 @@ export function brokerTarget(values: { broker?: unknown; audience?: unknown }): 
   return { broker, audience };
 }
 
-/** The broker answered with an error status; callers that can explain a status (409, 412) look at it. */
+/**
+ * The broker answered with an error status; callers that can explain a status (409, 412) look at it.
+ * A 400 is wrong usage (a malformed scope, an unknown action), so it exits 2 like the CLI's own.
+ */
 export class BrokerRefused extends CliError {
   constructor(
     readonly status: number,
     message: string,
   ) {
-    super(message);
+    super(message, status === 400 ? 2 : 1);
   }
 }
 
@@ -34,15 +37,21 @@ export function managedIdentity(clientId: string | undefined): TokenCredential {
   return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
 }
 
-/** The caller's own token for the broker: `<audience>/.default`, from IMDS or the platform's MSI endpoint. */
-export async function callerToken(credential: TokenCredential, audience: string): Promise<string> {
+/** How a workload command selects a user-assigned identity, for the hint when no token comes. */
+export const CLIENT_ID_FLAG = '--client-id selects a user-assigned one';
+
+/**
+ * The caller's own token for the broker: `<audience>/.default`, from IMDS or the platform's MSI
+ * endpoint. `selecting` says how this command picks the identity (commands differ: a flag, a setting).
+ */
+export async function callerToken(credential: TokenCredential, audience: string, selecting = CLIENT_ID_FLAG): Promise<string> {
   try {
     const token = await credential.getToken(`${audience.replace(/\/+$/, '')}/.default`);
     if (!token) throw new Error('no token');
     return token.token;
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new CliError(`no managed-identity token for ${audience}: ${reason} (run where a managed identity is available; --client-id selects a user-assigned one)`);
+    throw new CliError(`no managed-identity token for ${audience}: ${reason} (run where a managed identity is available; ${selecting})`);
   }
 }
 
@@ -90,7 +99,9 @@ export async function requestBroker<T>(
     } catch {
       // not problem+json: the start of the body says enough
     }
-    throw new BrokerRefused(response.status, `broker answered ${response.status}: ${detail}`);
+    // The API lives under /api: a base URL without it reaches the host, which knows no such route.
+    const hint = response.status === 404 && !/\/api\/*$/.test(new URL(broker).pathname) ? ` (is ${broker} the API's base URL? It ends in /api)` : '';
+    throw new BrokerRefused(response.status, `broker answered ${response.status}: ${detail}${hint}`);
   }
   return { body: (text ? JSON.parse(text) : undefined) as T, headers: response.headers };
 }

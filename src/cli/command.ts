@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { CliError } from './brokerClient.js';
+import { BrokerRefused, CliError } from './brokerClient.js';
 
 export type Values = Record<string, string | string[] | boolean | undefined>;
 
@@ -107,8 +107,9 @@ export async function dispatch<Context>(prefix: string, commands: Command<Contex
   try {
     await command.run(parsed.values, parsed.positionals, context);
   } catch (error) {
-    // A command that finds its input wrong says what; the usage that helps fix it is added here.
-    if (error instanceof CliError && error.exitCode === 2) throw new CliError(`${error.message}\n\n${usage}`, 2);
+    // A command that finds its input wrong says what; the usage that helps fix it is added here. The
+    // broker's 400 is one line of its own: it names what is wrong better than the usage would.
+    if (error instanceof CliError && error.exitCode === 2 && !(error instanceof BrokerRefused)) throw new CliError(`${error.message}\n\n${usage}`, 2);
     throw error;
   }
 }

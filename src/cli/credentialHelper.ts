@@ -24,7 +24,7 @@ async function keyFor(serverUrl: string): Promise<CacheKey | undefined> {
 }
 
 async function issueAndKeep(key: CacheKey): Promise<{ username: string; password: string }> {
-  const issued = await issueLogin(key);
+  const issued = await issueLogin({ ...key, selecting: 'REGISTRY_BROKER_CLIENT_ID (clientId in its config file) selects a user-assigned one' });
   // A cache that cannot be written (read-only home) only costs a fresh credential next time.
   await storeLogin(key, issued).catch(() => undefined);
   return issued;
@@ -33,8 +33,10 @@ async function issueAndKeep(key: CacheKey): Promise<{ username: string; password
 async function get(serverUrl: string): Promise<void> {
   const key = await keyFor(serverUrl);
   if (!key) {
-    // The protocol's "nothing here": the client carries on without credentials.
+    // The protocol's "nothing here": the client carries on without credentials. Clients read stdout
+    // only; the line on stderr is for whoever runs the helper by hand to find out why.
     process.stdout.write(`${NOT_FOUND}\n`);
+    process.stderr.write(`registry-broker: no scopes configured for ${registryOfServerUrl(serverUrl)} (REGISTRY_BROKER_SCOPES, or "scopes" in the config file)\n`);
     process.exitCode = 1;
     return;
   }
@@ -47,8 +49,12 @@ const USAGE = `usage: docker-credential-registry-broker get|store|erase|list
 The docker credential-helper protocol; the request comes on standard input. Configured by
 REGISTRY_BROKER_URL, REGISTRY_BROKER_AUDIENCE, REGISTRY_BROKER_CLIENT_ID (optional) and
 REGISTRY_BROKER_SCOPES (space-separated), or $REGISTRY_BROKER_CONFIG (default
-~/.config/registry-broker/config.json). Credentials are cached in $REGISTRY_BROKER_CACHE_DIR
-(default ~/.cache/registry-broker) until half their life has passed.
+~/.config/registry-broker/config.json), a JSON object:
+  { "broker": "https://…/api", "audience": "api://…", "clientId": "…",
+    "scopes": { "docker.io": ["repository:acme/web:pull,push"] } }
+where "scopes" may also be one list for every registry. Credentials are cached in
+$REGISTRY_BROKER_CACHE_DIR (default ~/.cache/registry-broker) until half their life has passed;
+"erase" (docker logout) drops the cached one.
 `;
 
 export async function runCredentialHelper(argv: string[]): Promise<void> {

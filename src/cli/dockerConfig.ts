@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { CliError } from './brokerClient.js';
 
 /**
  * The docker CLI's config: $DOCKER_CONFIG/config.json, default ~/.docker. Only the docker engine's
@@ -21,10 +22,10 @@ export async function writeDockerAuth(path: string, key: string, entry: Record<s
   try {
     const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) config = parsed as Record<string, unknown>;
-    else throw new Error(`${path} is not a JSON object; not overwriting it`);
+    else throw new CliError(`${path} is not a JSON object; not overwriting it`);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw error instanceof SyntaxError ? new Error(`${path} is not valid JSON; not overwriting it`) : error;
+      throw error instanceof SyntaxError ? new CliError(`${path} is not valid JSON; not overwriting it`) : error;
     }
   }
   const auths = (config.auths && typeof config.auths === 'object' ? config.auths : {}) as Record<string, unknown>;

@@ -11,10 +11,12 @@ export interface CredentialRequest {
   registry: string;
   scopes: string[];
   ttlSeconds?: number;
+  /** How this command selects a user-assigned identity (the hint when no token comes); the --client-id flag by default. */
+  selecting?: string;
 }
 
 async function post<T>(request: CredentialRequest, form: 'token' | 'login', schema: z.ZodType<T>): Promise<T> {
-  const bearer = await callerToken(managedIdentity(request.clientId), request.audience);
+  const bearer = await callerToken(managedIdentity(request.clientId), request.audience, request.selecting);
   const body = {
     registry: request.registry,
     scopes: request.scopes,

@@ -31,6 +31,8 @@ async function main(): Promise<void> {
   const cleanup = setInterval(() => void loginCleanupTimer.run(sandbox.services, log).catch(() => undefined), 30_000);
   const pusher = sandbox.identity('demo-pusher');
   const puller = sandbox.identity('demo-puller');
+  // The operator: admin.md's commands work against the sandbox with its token.
+  const admin = sandbox.identity('demo-admin', ['Broker.Admin']);
   const registry = sandbox.registry.host;
   await sandbox.services.grants.create({
     id: 'demo-push',
@@ -64,7 +66,13 @@ async function main(): Promise<void> {
     /** Every catalog registry and the credential forms it supports (POST /v1/tokens `form`). */
     registries: sandbox.config.registries.map((entry) => ({ host: entry.host, forms: sandbox.services.logins.forms(entry) })),
     registryTokenSeconds: tokenSeconds.data,
-    identities: { pusher, puller },
+    identities: { pusher, puller, admin },
+    /**
+     * The environment for the CLI (`npm run build:cli`, then dist/registry-broker.mjs) against this
+     * sandbox: its managed-identity library then asks the IMDS stand-in, as a workload's would ask IMDS.
+     * Workload commands take `--client-id`; admin commands take `AZURE_CLIENT_ID` (the admin's).
+     */
+    cli: { REGISTRY_BROKER_URL: `${sandbox.broker.url}/api`, REGISTRY_BROKER_AUDIENCE: sandbox.config.audiences[0] ?? AUDIENCE, AZURE_POD_IDENTITY_AUTHORITY_HOST: sandbox.entra.url },
     /** Values for local.settings.json, to run the real Functions host (`func start`) against these stand-ins. */
     functionsSettings: {
       ...sandbox.env,
@@ -75,6 +83,7 @@ async function main(): Promise<void> {
   await mkdir(STATE_DIR, { recursive: true });
   await writeFile(join(STATE_DIR, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
   // A ready image for the walkthrough, by absolute path so that it runs from any directory.
+  const cliPath = resolve('dist/registry-broker.mjs');
   const demoImage = await writeOciLayout(join(resolve(STATE_DIR), 'demo-image'), 'the registry-broker sandbox');
 
   console.log(`registry-broker sandbox is running (Ctrl-C stops everything)
@@ -106,6 +115,12 @@ Walkthrough: push as demo-pusher
 
 demo-puller (client_id ${puller.clientId}) may only pull demo/app: its push is refused by the registry,
 and asking the broker for push gets 403.
+
+The CLI against the sandbox (npm run build:cli first): its identity library asks the IMDS stand-in
+
+  export REGISTRY_BROKER_URL=${endpoints.cli.REGISTRY_BROKER_URL} REGISTRY_BROKER_AUDIENCE=${endpoints.cli.REGISTRY_BROKER_AUDIENCE} AZURE_POD_IDENTITY_AUTHORITY_HOST=${endpoints.cli.AZURE_POD_IDENTITY_AUTHORITY_HOST}
+  node ${cliPath} token --registry ${registry} --scope repository:demo/app:pull --client-id ${pusher.clientId}
+  AZURE_CLIENT_ID=${admin.clientId} node ${cliPath} admin grants list     # demo-admin has Broker.Admin
 ${
   sandbox.realRegistry
     ? ''

@@ -82,6 +82,25 @@ describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
     expect(replay.stdout).toMatch(/^acme\/web\s+delete\s+no\s+cli-web: action$/m);
   });
 
+  it('explain with one of the two IDs says that grants naming the other were not checked', async () => {
+    const host = h.sandbox.registry.host;
+    const byApp = await admin(['grants', 'add', '--id', 'cli-by-app', '--registry', host, '--repository', 'acme/by-app', '--action', 'pull', '--app-id', workload.clientId]);
+    expect(byApp.code).toBe(0);
+    const half = await admin(['explain', '--object-id', workload.objectId, '--registry', host, '--scope', 'repository:acme/by-app:pull']);
+    expect(half.stdout).toMatch(/^acme\/by-app\s+pull\s+no\s+.*cli-by-app: subject/m);
+    expect(half.stdout).toMatch(/^grants that name the identity by its client \(app\) ID were not checked against it: add --app-id to include them$/m);
+    const whole = await admin(['explain', '--object-id', workload.objectId, '--app-id', workload.clientId, '--registry', host, '--scope', 'repository:acme/by-app:pull']);
+    expect(whole.stdout).toMatch(/^acme\/by-app\s+pull\s+yes\s+grant cli-by-app/m);
+    expect(whole.stdout).not.toMatch(/were not checked/);
+    expect((await admin(['grants', 'rm', 'cli-by-app'])).code).toBe(0);
+  });
+
+  it('without an identity the hint names what selects one for admin commands', async () => {
+    const result = await runCli(['admin', 'grants', 'list', ...common], { AZURE_POD_IDENTITY_AUTHORITY_HOST: 'http://127.0.0.1:9', AZURE_CLIENT_ID: h.admin.clientId });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no managed-identity token .*\(run where a managed identity is available; az login, or AZURE_CLIENT_ID for a user-assigned managed identity\)$/m);
+  });
+
   it('blocks and unblocks, and the audit shows it', async () => {
     expect((await admin(['block', workload.objectId, '--reason', 'testing the CLI'])).code).toBe(0);
     const denied = await runCli(['token', ...common, '--registry', h.sandbox.registry.host, '--scope', 'repository:acme/web:pull', '--client-id', workload.clientId], {

@@ -55,6 +55,16 @@ describe.skipIf(!e2eAvailable())('registry-broker CLI', () => {
     expect((await stat(path)).mode & 0o777).toBe(0o600);
   });
 
+  it('docker-login leaves a config.json that is not JSON as it is, and says so in one line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'registry-broker-docker-'));
+    const path = join(dir, 'config.json');
+    await writeFile(path, '{ "auths": ');
+    const result = await runCli(['docker-login', ...common(), '--scope', 'repository:acme/cli:pull', '--client-id', pusher.clientId, '--config-dir', dir], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`registry-broker: ${path} is not valid JSON; not overwriting it\n`);
+    expect(await readFile(path, 'utf8')).toBe('{ "auths": ');
+  });
+
   it('a refused request is one line naming what is missing, exit 1', async () => {
     const result = await runCli(['token', ...common(), '--scope', 'repository:acme/cli:delete', '--client-id', pusher.clientId], env);
     expect(result.code).toBe(1);
@@ -75,6 +85,22 @@ describe.skipIf(!e2eAvailable())('registry-broker CLI', () => {
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/no managed-identity token/);
+    expect(result.stderr).toMatch(/--client-id selects a user-assigned one\)$/m);
+  });
+
+  it('a request the broker finds malformed (400) is wrong usage too: one line, exit 2', async () => {
+    const result = await runCli(['token', ...common(), '--scope', 'repository:Acme/CLI:pull', '--client-id', pusher.clientId], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/^registry-broker: broker answered 400: /);
+  });
+
+  it('a broker URL without /api: the 404 says where the API is', async () => {
+    const result = await runCli(['token', '--broker', h.sandbox.broker.url, '--audience', AUDIENCE, '--registry', h.sandbox.registry.host, '--scope', 'repository:acme/cli:pull', '--client-id', pusher.clientId], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/broker answered 404: .*\(is http:\/\/127\.0\.0\.1:\d+ the API's base URL\? It ends in \/api\)/);
+    const right = await runCli(['token', ...common(), '--scope', 'repository:acme/cli:nothing', '--client-id', pusher.clientId], env);
+    expect(right.stderr).not.toMatch(/ends in \/api/);
   });
 
   it('wrong usage exits 2 with the usage text', async () => {

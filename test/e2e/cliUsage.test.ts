@@ -91,7 +91,10 @@ describe('registry-broker usage, bundled', () => {
     });
 
     it('get for a registry it has no scopes for is the protocol\'s "not found"', async () => {
-      expect(await run(['get'], 'https://index.docker.io/v1/')).toMatchObject({ code: 1, stdout: 'credentials not found in native keychain\n', stderr: '' });
+      const result = await run(['get'], 'https://index.docker.io/v1/');
+      expect(result).toMatchObject({ code: 1, stdout: 'credentials not found in native keychain\n' });
+      // Clients read only stdout; by hand, stderr says why.
+      expect(result.stderr).toBe('registry-broker: no scopes configured for docker.io (REGISTRY_BROKER_SCOPES, or "scopes" in the config file)\n');
     });
 
     it('every failure is one line on stderr, exit 1', async () => {
@@ -105,6 +108,9 @@ describe('registry-broker usage, bundled', () => {
         expect(result.stderr.split('\n')).toEqual([expect.stringMatching(/^registry-broker: /), '']);
       }
       expect(unconfigured.stderr).toMatch(/cannot read \/nonexistent\.json/);
+      // The helper takes no flags: the hint names the setting that selects an identity.
+      expect(unreachable.stderr).toMatch(/REGISTRY_BROKER_CLIENT_ID \(clientId in its config file\) selects a user-assigned one\)$/m);
+      expect(unreachable.stderr).not.toMatch(/--client-id/);
     });
   });
 

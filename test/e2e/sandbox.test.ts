@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/sandbox/localServer.js';
+import { bundledCli, splitNodeWarnings } from '../support/cli.js';
 import { writeOciImage } from '../support/ociImage.js';
 import { e2eAvailable, push } from '../support/skopeo.js';
 
@@ -21,7 +22,8 @@ interface Endpoints {
   audience: string;
   imds: string;
   registry: { host: string };
-  identities: { pusher: { clientId: string }; puller: { clientId: string } };
+  identities: { pusher: { clientId: string }; puller: { clientId: string }; admin: { clientId: string } };
+  cli: Record<string, string>;
 }
 
 function sh(command: string, args: string[]): Promise<{ code: number; stdout: string }> {
@@ -132,6 +134,24 @@ describe.skipIf(!e2eAvailable())('npm start', () => {
     expect(result.code).toBe(0);
     const tags = await sh('skopeo', ['list-tags', '--tls-verify=false', '--registry-token', (await brokerToken(await imdsToken(endpoints.identities.pusher.clientId), 'repository:demo/app:pull')).body.token!, `docker://${endpoints.registry.host}/demo/app`]);
     expect((JSON.parse(tags.stdout) as { Tags: string[] }).Tags).toEqual(expect.arrayContaining(['v1', 'v2']));
+  });
+
+  it('the printed CLI commands run as printed (the built CLI in place of dist/): a token, and the admin lists grants', async () => {
+    const start = output.indexOf('The CLI against the sandbox');
+    expect(start).toBeGreaterThan(-1);
+    const block = output.slice(output.indexOf('\n', start), output.indexOf('\n\n', output.indexOf('\n', start) + 2));
+    const cliPath = join(ROOT, 'dist/registry-broker.mjs');
+    expect(block).toContain(`node ${cliPath} `);
+    const script = block.replaceAll(`node ${cliPath} `, `node ${await bundledCli()} `);
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile('bash', ['-euo', 'pipefail', '-c', script], { cwd: tmpdir(), timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }));
+    });
+    expect(splitNodeWarnings(result.stderr).stderr).toBe('');
+    expect(result.code).toBe(0);
+    const [token, ...table] = result.stdout.trim().split('\n');
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(table.join('\n')).toMatch(/^demo-push\s/m);
+    expect(endpoints.cli).toMatchObject({ REGISTRY_BROKER_URL: endpoints.broker, REGISTRY_BROKER_AUDIENCE: endpoints.audience });
   });
 
   it('Ctrl-C stops every process it started', async () => {
