@@ -86,8 +86,12 @@ export class TokenIssuer {
     const { entry, grantIds, capSeconds } = await this.authorize(caller, request, now);
     const { minted, credentialVersion } = await this.upstreamToken(entry, request.scopes);
     // The broker cannot shorten an upstream token, so it refuses to hand out one that outlives its cap.
-    if (minted.expiresAt.getTime() - now.getTime() > capSeconds * 1000 + LIFETIME_SLACK_MS) {
-      throw errors.upstreamBroken(`${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows.`);
+    const lifetimeMs = minted.expiresAt.getTime() - now.getTime();
+    if (lifetimeMs > capSeconds * 1000 + LIFETIME_SLACK_MS) {
+      // The contract's 502 upstream-error, with a detail that says it is the cap, not the registry.
+      throw errors.upstreamBroken(
+        `${entry.host} issues tokens that live longer than the ${capSeconds} s this grant allows (they live ${Math.round(lifetimeMs / 1000)} s; the cap is the grant's maxTtlSeconds or notAfter, or MAX_TTL_SECONDS), and the broker cannot shorten them. An operator can raise the grant's maxTtlSeconds; where the registry has form "login", a login credential with a shorter ttlSeconds fits.`,
+      );
     }
     return {
       entry,
