@@ -58,7 +58,9 @@ export class AdminAuditLog {
       return await perform();
     } catch (error) {
       const problem = asBrokerError(error);
-      await this.write(change, 'refused', `${problem.kind} ${problem.code}`).catch((auditError: unknown) =>
+      // The problem's code, and its kind only where the code does not already say it ("conflict", not "conflict conflict").
+      const detail = problem.code.includes(problem.kind) ? problem.code : `${problem.kind} ${problem.code}`;
+      await this.write(change, 'refused', detail).catch((auditError: unknown) =>
         this.log.error('could not record a refused admin change', { action: change.action, target: change.target, error: errorSummary(auditError) }),
       );
       throw error;

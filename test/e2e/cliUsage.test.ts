@@ -67,6 +67,9 @@ describe('registry-broker usage, bundled', () => {
     expect(form.code).toBe(2);
     expect(form.stderr).toMatch(/^registry-broker: --form is token or login, not "password"\n\nusage: registry-broker token/);
     expect((await cli(['admin', 'audit', '--since', 'yesterday'])).code).toBe(2);
+    const tooFar = await cli(['admin', 'issuances', '--since', '40d']);
+    expect(tooFar.code).toBe(2);
+    expect(tooFar.stderr).toMatch(/^registry-broker: --since reaches back at most 31 days, not "40d"\n/);
     expect((await cli(['admin', 'grants', 'lint'])).stderr).toMatch(/missing -f grants\.yaml/);
   });
 

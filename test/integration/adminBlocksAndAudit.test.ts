@@ -89,6 +89,9 @@ describe('blocks', () => {
   it('grant changes are in the admin audit too, and a refused change is recorded as refused', async () => {
     const created = await adminCall('POST', '/grants', { id: 'audited', subjects: [{ objectId: workload.objectId }], registry: h.sandbox.registry.host, repositories: ['x/y'], actions: ['pull'] });
     const etag = created.headers.get('etag')!;
+    // The refusal's detail is its problem code, with the kind only where the code does not say it.
+    const taken = await adminCall('POST', '/grants', { id: 'audited', subjects: [{ objectId: workload.objectId }], registry: h.sandbox.registry.host, repositories: ['x/y'], actions: ['pull'] });
+    expect(taken.status).toBe(409);
     expect((await adminCall('PUT', '/grants/audited', { subjects: [{ objectId: workload.objectId }], registry: h.sandbox.registry.host, repositories: ['x/y'], actions: ['pull', 'push'] }, operatorToken).then((r) => r.status))).toBe(428);
     const stale = await fetch(`${h.sandbox.broker.url}/api/v1/admin/grants/audited`, {
       method: 'PUT',
@@ -100,7 +103,12 @@ describe('blocks', () => {
 
     const { entries } = (await (await adminCall('GET', '/audit')).json()) as { entries: Record<string, unknown>[] };
     const trail = entries.filter((e) => e.target === 'audited').reverse().map((e) => `${String(e.action)}:${String(e.outcome)}`);
-    expect(trail).toEqual(['grant.create:requested', 'grant.update:requested', 'grant.update:refused', 'grant.delete:requested']);
+    expect(trail).toEqual(['grant.create:requested', 'grant.create:requested', 'grant.create:refused', 'grant.update:requested', 'grant.update:refused', 'grant.delete:requested']);
+    const refusals = entries.filter((e) => e.target === 'audited' && e.outcome === 'refused').reverse();
+    expect(refusals.map((e) => [e.action, e.detail])).toEqual([
+      ['grant.create', 'conflict'],
+      ['grant.update', 'stale precondition-failed'],
+    ]);
     const update = entries.find((e) => e.target === 'audited' && e.action === 'grant.update' && e.outcome === 'requested')!;
     expect(update.before).toMatchObject({ actions: ['pull'] });
     expect(update.after).toMatchObject({ actions: ['pull', 'push'] });
