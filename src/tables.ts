@@ -1,3 +1,4 @@
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { TablesConnection } from './config.js';
@@ -7,6 +8,28 @@ import { isLoopbackUrl } from './urlPolicy.js';
 const CLIENT_OPTIONS: TableServiceClientOptions = {
   retryOptions: { maxRetries: 2, retryDelayInMs: 200, maxRetryDelayInMs: 1000 },
 };
+
+/**
+ * No single Table request waits longer than this, whoever sends it: one that names its own
+ * AbortSignal may end sooner. A hung table otherwise holds a call that has no deadline of its own
+ * (a search page, a listing) until the socket gives up, minutes later. The SDK does not retry a
+ * request that timed out, so this is also the longest such a call waits. Well above what a healthy
+ * table takes for a page (a full-table scan of Azurite at 10⁶ records included).
+ */
+export const TABLE_REQUEST_TIMEOUT_MS = 4_000;
+
+const requestTimeout: PipelinePolicy = {
+  name: 'tableRequestTimeout',
+  sendRequest: (request, next) => {
+    if (!request.timeout || request.timeout > TABLE_REQUEST_TIMEOUT_MS) request.timeout = TABLE_REQUEST_TIMEOUT_MS;
+    return next(request);
+  },
+};
+
+function bounded(client: TableClient): TableClient {
+  client.pipeline.addPolicy(requestTimeout);
+  return client;
+}
 
 function isLoopbackEndpoint(connectionString: string): boolean {
   const endpoint = connectionString.split(';').find((part) => part.trim().toLowerCase().startsWith('tableendpoint='));
@@ -21,7 +44,7 @@ export function createTableClient(connection: TablesConnection, table: string, c
   if (connection.kind === 'connectionString') {
     // Azurite speaks plain http on loopback; anything else must be https.
     const local = /UseDevelopmentStorage=true/i.test(connection.value) || isLoopbackEndpoint(connection.value);
-    return TableClient.fromConnectionString(connection.value, table, { ...CLIENT_OPTIONS, allowInsecureConnection: local });
+    return bounded(TableClient.fromConnectionString(connection.value, table, { ...CLIENT_OPTIONS, allowInsecureConnection: local }));
   }
-  return new TableClient(connection.url, table, credential, CLIENT_OPTIONS);
+  return bounded(new TableClient(connection.url, table, credential, CLIENT_OPTIONS));
 }

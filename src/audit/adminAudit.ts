@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import * as z from 'zod';
 import { ulid } from '../ids.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
-import { asBrokerError, errors } from '../errors.js';
+import { asBrokerError, azureStatus, errors } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
 import type { AuditWriter } from './auditWriter.js';
 import { encodeRecord, fromEntity } from './entityCodec.js';
@@ -91,7 +91,9 @@ export class AdminAuditLog {
     let page;
     try {
       page = await queryTimeRange(this.table, ADMIN_AUDIT_SHARDS, { ...filter, cursor: filter.cursor, conditions: [], maxHours: 24 * 31 });
-    } catch {
+    } catch (error) {
+      // No admin action yet, so no table: an empty audit, not an outage.
+      if (azureStatus(error) === 404) return { entries: [], nextCursor: undefined };
       throw errors.dependencyDown('audit', 'The admin audit table (Table Storage) is unavailable.');
     }
     return { entries: page.items.map((entity) => fromEntity(adminAuditEntrySchema, entity)), nextCursor: page.next ? encodeCursor(page.next) : undefined };

@@ -43,7 +43,9 @@ export class IssuanceSearch {
     try {
       const index = filter.repository || filter.objectId ? { table: this.indexTable, since: await this.marker.since() } : undefined;
       return await searchIssuances(this.table, filter, index);
-    } catch {
+    } catch (error) {
+      // A deployment that has issued nothing yet has no audit table: nothing to find, not an outage.
+      if (azureStatus(error) === 404) return { issuances: [], nextCursor: undefined };
       throw errors.dependencyDown('audit', 'The issuance audit table (Table Storage) is unavailable.');
     }
   }

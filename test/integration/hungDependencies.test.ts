@@ -158,3 +158,46 @@ it('problem bodies of hung dependencies name no secret', async () => {
   expect(text).not.toContain(h.sandbox.registryPassword);
   expect(text).not.toContain(bearer);
 });
+
+describe('admin routes with a hung dependency answer in bounded time too', () => {
+  /** Every admin read of a store, as an operator's CLI or dashboard calls it. */
+  const reads = [
+    '/v1/admin/grants',
+    '/v1/admin/grants/hung',
+    '/v1/admin/blocks',
+    '/v1/admin/issuances?limit=1',
+    '/v1/admin/issuances?limit=1&repository=hung/r1',
+    '/v1/admin/audit?limit=1',
+    '/v1/admin/credentials',
+    '/v1/admin/login-credentials',
+  ];
+
+  async function adminGet(base: string, path: string) {
+    const bearer = await h.tokenFor(h.admin);
+    const started = performance.now();
+    try {
+      const response = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(BOUND_MS * 2) });
+      await response.text();
+      return { path, status: response.status, retryAfter: Number(response.headers.get('retry-after')), ms: performance.now() - started };
+    } catch {
+      return { path, status: 0, retryAfter: 0, ms: performance.now() - started };
+    }
+  }
+  const readAll = (base: string) => Promise.all(reads.map((path) => adminGet(base, path)));
+
+  for (const dependency of ['tables', 'key-vault'] as const) {
+    it(`${dependency}: every admin read answers within the bound (a 503 with Retry-After, or what it could read), and again after`, async () => {
+      const base = (await freshBroker()).replace(/\/v1\/tokens$/, '');
+      // Healthy, every read answers, a search before the first issuance included (an empty page, not an outage).
+      expect((await readAll(base)).map((answer) => [answer.path, answer.status])).toEqual(reads.map((path) => [path, 200]));
+      proxies[dependency].stall();
+      const hung = await readAll(base);
+      proxies[dependency].resume();
+      for (const answer of hung) {
+        expect({ path: answer.path, bounded: answer.ms < BOUND_MS }).toEqual({ path: answer.path, bounded: true });
+        if (answer.status !== 200) expect({ path: answer.path, status: answer.status, retryAfter: answer.retryAfter > 0 }).toEqual({ path: answer.path, status: 503, retryAfter: true });
+      }
+      expect((await readAll(base)).map((answer) => [answer.path, answer.status])).toEqual(reads.map((path) => [path, 200]));
+    });
+  }
+});

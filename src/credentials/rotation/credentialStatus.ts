@@ -30,42 +30,39 @@ export async function credentialStatuses(
   now: number,
   abortSignal: AbortSignal,
 ): Promise<CredentialStatus[]> {
-  const statuses: CredentialStatus[] = [];
-  for (const entry of entries) {
-    const base = {
-      registry: entry.host,
-      kind: entry.kind,
-      provider: entry.rotation?.provider ?? (entry.kind === 'acr' ? 'managed-identity' : 'none'),
-      credentialSecret: entry.credentialSecret,
-    };
-    if (!entry.credentialSecret) {
-      statuses.push({ ...base, state: 'idle' });
-      continue;
-    }
-    let secret: CurrentSecret;
-    let state: RotationState;
-    try {
-      [secret, { state }] = await Promise.all([vault.current(entry.credentialSecret, abortSignal), rotations.read(entry.host, abortSignal)]);
-    } catch (error) {
-      // One unreadable secret must not hide the others' state.
-      statuses.push({ ...base, state: 'idle', warning: `cannot read: ${errorSummary(error)}` });
-      continue;
-    }
-    const since = (secret.rotatedAt ?? secret.createdOn)?.getTime();
-    const policy = entry.rotation;
-    const nextDue = policy ? dueAt(policy, secret) : undefined;
-    const expiringSoon = secret.expiresOn && secret.expiresOn.getTime() - now <= (policy?.rotateBeforeExpiryDays ?? 7) * DAY_MS;
-    statuses.push({
-      ...base,
-      currentVersion: secret.version,
-      ageDays: since === undefined ? undefined : Math.floor((now - since) / DAY_MS),
-      expiresOn: secret.expiresOn?.toISOString(),
-      lastRotatedAt: state.lastRotatedAt ? new Date(state.lastRotatedAt).toISOString() : secret.rotatedAt?.toISOString(),
-      nextDueAt: nextDue === undefined ? undefined : new Date(nextDue).toISOString(),
-      state: state.step,
-      lastError: state.lastError || undefined,
-      warning: expiringSoon ? `expires ${secret.expiresOn!.toISOString()}${policy?.provider === 'none' || !policy ? ': replace it by hand' : ''}` : undefined,
-    });
+  // Read together: with one budget for the whole listing, one slow entry must not starve the others.
+  return Promise.all(entries.map((entry) => credentialStatus(entry, vault, rotations, now, abortSignal)));
+}
+
+async function credentialStatus(entry: RegistryEntry, vault: CredentialVault, rotations: RotationStateStore, now: number, abortSignal: AbortSignal): Promise<CredentialStatus> {
+  const base = {
+    registry: entry.host,
+    kind: entry.kind,
+    provider: entry.rotation?.provider ?? (entry.kind === 'acr' ? 'managed-identity' : 'none'),
+    credentialSecret: entry.credentialSecret,
+  };
+  if (!entry.credentialSecret) return { ...base, state: 'idle' };
+  let secret: CurrentSecret;
+  let state: RotationState;
+  try {
+    [secret, { state }] = await Promise.all([vault.current(entry.credentialSecret, abortSignal), rotations.read(entry.host, abortSignal)]);
+  } catch (error) {
+    // One unreadable secret must not hide the others' state.
+    return { ...base, state: 'idle', warning: `cannot read: ${errorSummary(error)}` };
   }
-  return statuses;
+  const since = (secret.rotatedAt ?? secret.createdOn)?.getTime();
+  const policy = entry.rotation;
+  const nextDue = policy ? dueAt(policy, secret) : undefined;
+  const expiringSoon = secret.expiresOn && secret.expiresOn.getTime() - now <= (policy?.rotateBeforeExpiryDays ?? 7) * DAY_MS;
+  return {
+    ...base,
+    currentVersion: secret.version,
+    ageDays: since === undefined ? undefined : Math.floor((now - since) / DAY_MS),
+    expiresOn: secret.expiresOn?.toISOString(),
+    lastRotatedAt: state.lastRotatedAt ? new Date(state.lastRotatedAt).toISOString() : secret.rotatedAt?.toISOString(),
+    nextDueAt: nextDue === undefined ? undefined : new Date(nextDue).toISOString(),
+    state: state.step,
+    lastError: state.lastError || undefined,
+    warning: expiringSoon ? `expires ${secret.expiresOn!.toISOString()}${policy?.provider === 'none' || !policy ? ': replace it by hand' : ''}` : undefined,
+  };
 }

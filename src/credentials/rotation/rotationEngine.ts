@@ -12,6 +12,9 @@ import { IDLE, LostRace, type RotationState, type RotationStateStore, type Rotat
 
 export type { CompletedStep, CredentialStatus };
 
+/** The admin listing of stored credentials answers within this, a hung Key Vault or table included (issue 14). */
+const STATUS_BUDGET_MS = 4_000;
+
 /**
  * One rotation engine for the timer and the admin endpoint. Per credential:
  *   idle → creating (lease taken) → created (new credential made upstream, staged in Key Vault)
@@ -154,6 +157,6 @@ export class RotationEngine {
   }
 
   async status(): Promise<CredentialStatus[]> {
-    return credentialStatuses(this.options.entries, this.options.vault, this.options.state, this.now(), callBudget(this.leaseMs / 2).signal);
+    return credentialStatuses(this.options.entries, this.options.vault, this.options.state, this.now(), callBudget(STATUS_BUDGET_MS).signal);
   }
 }
