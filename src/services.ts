@@ -1,5 +1,6 @@
 import { ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
+import { AdminAccess } from './auth/adminAccess.js';
 import { FailedAuthentications } from './audit/failedAuthentications.js';
 import { IndexMarker } from './audit/indexKeys.js';
 import { ISSUANCE_LANES, IssuanceLog } from './audit/issuanceLog.js';
@@ -41,6 +42,7 @@ export interface Services {
   config: BrokerConfig;
   log: Logger;
   callerTokens: CallerTokenValidator;
+  adminAccess: AdminAccess;
   grants: GrantStore;
   blocks: BlockStore;
   issuer: TokenIssuer;
@@ -110,6 +112,10 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
   const indexMarker = new IndexMarker(indexTable);
   const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES, indexTable), indexMarker);
   const failedAuthentications = new FailedAuthentications(issuancesTable, log);
+  // One allowance per address for every route: failed authentications anywhere spend it.
+  const addressLimit = new CallerRateLimit(config.anonymousRatePerMinute);
+  const adminAudit = new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log);
+  const callerTokens = new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences });
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
   const rotationParts: RotationParts = {
     entries: catalog.entries(),
@@ -127,7 +133,8 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
   return {
     config,
     log,
-    callerTokens: new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences }),
+    callerTokens,
+    adminAccess: new AdminAccess(callerTokens, config.adminRole, addressLimit, failedAuthentications, adminAudit, statusOf),
     grants,
     blocks,
     issuer,
@@ -135,7 +142,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
       issuer,
       issuances,
       new CallerRateLimit(config.callerRatePerMinute),
-      new CallerRateLimit(config.anonymousRatePerMinute),
+      addressLimit,
       failedAuthentications,
       log,
       logins,
@@ -145,7 +152,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
     issuances,
     failedAuthentications,
     issuanceSearch: new IssuanceSearch(issuancesTable, indexTable, indexMarker),
-    adminAudit: new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log),
+    adminAudit,
     health: new HealthCheck(grantsTable, secrets, metadata),
     rotation: new RotationEngine(rotationParts),
     rotationParts,

@@ -13,7 +13,7 @@ import { encodeCursor, queryTimeRange, type Cursor } from './timeRangeQuery.js';
 export interface AdminChange {
   requestId: string;
   actor: CallerIdentity;
-  action: 'grant.create' | 'grant.update' | 'grant.delete' | 'block.put' | 'block.delete' | 'credential.rotate' | 'explain';
+  action: 'grant.create' | 'grant.update' | 'grant.delete' | 'block.put' | 'block.delete' | 'credential.rotate' | 'explain' | 'access';
   target: string;
   before?: unknown;
   after?: unknown;

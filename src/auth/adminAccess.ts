@@ -1,15 +1,52 @@
-import { errors } from '../errors.js';
+import type { AdminAuditLog } from '../audit/adminAudit.js';
+import type { FailedAuthentications } from '../audit/failedAuthentications.js';
+import { asBrokerError, errors, type BrokerError } from '../errors.js';
+import type { CallerRateLimit } from '../issuance/callerRateLimit.js';
 import type { CallerIdentity, CallerTokenValidator } from './callerToken.js';
+
+/** Who knocked on an admin route, and which one. */
+export interface AdminRequestFacts {
+  requestId: string;
+  clientIp: string;
+  /** The operation, as `GET /api/v1/admin/issuances`: the refusal's target in the admin audit. */
+  operation: string;
+}
 
 /**
  * Admin routes: a valid broker token that carries the admin app role in `roles`. Operators' user
  * tokens (`az login`) are accepted here as well as application tokens; a token without the role,
- * whatever its scopes, is not.
+ * whatever its scopes, is not. Refusals are kept as on the token route: a token that does not
+ * authenticate is counted per address and minute and shares the address's allowance (past it, 429);
+ * a valid token without the role is one `access` record in the admin audit, written before the 403
+ * leaves (if it cannot be written, 503), so an operator sees who tried.
  */
-export async function requireAdmin(validator: CallerTokenValidator, authorization: string | null, adminRole: string): Promise<CallerIdentity> {
-  const caller = await validator.validate(authorization, { allowDelegated: true });
-  if (!caller.roles.includes(adminRole)) {
-    throw errors.forbidden('not-admin', `This route needs the "${adminRole}" app role on the broker's app registration.`);
+export class AdminAccess {
+  constructor(
+    private readonly validator: CallerTokenValidator,
+    private readonly adminRole: string,
+    private readonly addressLimit: CallerRateLimit,
+    private readonly failedAuthentications: FailedAuthentications,
+    private readonly adminAudit: AdminAuditLog,
+    /** The answer's status, for the counts: how failures map to HTTP is decided in src/http. */
+    private readonly statusOf: (error: BrokerError) => number,
+  ) {}
+
+  async admit(authorization: string | null, facts: AdminRequestFacts): Promise<CallerIdentity> {
+    let caller: CallerIdentity;
+    try {
+      caller = await this.validator.validate(authorization, { allowDelegated: true });
+    } catch (error) {
+      const failure = asBrokerError(error);
+      if (failure.kind !== 'unauthenticated') throw failure;
+      const allowance = this.addressLimit.take(facts.clientIp);
+      const problem = allowance.allowed ? failure : errors.anonymousRateLimited(allowance.retryAfterSeconds);
+      this.failedAuthentications.count(facts.clientIp, problem.reason, this.statusOf(problem));
+      throw problem;
+    }
+    if (!caller.roles.includes(this.adminRole)) {
+      await this.adminAudit.write({ requestId: facts.requestId, actor: caller, action: 'access', target: facts.operation }, 'refused', 'not-admin');
+      throw errors.forbidden('not-admin', `This route needs the "${this.adminRole}" app role on the broker's app registration.`);
+    }
+    return caller;
   }
-  return caller;
 }

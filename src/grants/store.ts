@@ -10,6 +10,9 @@ import { decide, type Decision } from './decision.js';
 import { grantBodySchema, type Grant } from './model.js';
 import { FULL_READ_MS, deadline, partitionCache, deleteVersioned, partitionVersion, rowsOf, writeVersioned } from './versionedTable.js';
 
+/** How Table Storage spells an entity's version (the only ETags grants are given). */
+const STORE_TAG = /^W\/"datetime'[^'"]+'"$/;
+
 export interface StoredGrant {
   grant: Grant;
   etag: string;
@@ -309,6 +312,7 @@ export class GrantStore {
 
   /** `current`: the grant as the caller read it before (the admin audit's "before"), whose subject rows go if the new one drops them. */
   async replace(grant: Grant, etag: string, current: Grant): Promise<StoredGrant> {
+    this.checkTag(etag, grant.id);
     return this.write(async () => {
       const before = subjectKeys(current);
       const after = subjectKeys(grant);
@@ -326,6 +330,7 @@ export class GrantStore {
 
   /** `current`: the grant as the caller read it before; its subject rows go with it. */
   async delete(current: Grant, etag: string): Promise<void> {
+    this.checkTag(etag, current.id);
     await this.write(async () => {
       try {
         await deleteVersioned(this.table, PARTITION, current.id, etag);
@@ -361,10 +366,20 @@ export class GrantStore {
     if (failed > 0) this.log.warn('subject rows of a grant could not be removed', { rows: failed });
   }
 
+  /**
+   * The ETags grants carry are Table Storage's, `W/"datetime'…'"`. Any other tag cannot be a grant's
+   * current version, so it is stale (412) here; sent on, Table Storage would refuse it as malformed
+   * (400), which is no outage.
+   */
+  private checkTag(etag: string, id: string): void {
+    if (!STORE_TAG.test(etag)) throw errors.preconditionFailed(`That is not an ETag of grant "${id}"; read it again and send the ETag its GET answered, as it is.`);
+  }
+
   private conditional(error: unknown, id: string): unknown {
     const status = azureStatus(error);
     if (status === 404) return errors.notFound('grant-not-found', `There is no grant "${id}".`);
-    if (status === 412) return errors.preconditionFailed(`Grant "${id}" has changed since that ETag; read it again.`);
+    // 400: a tag the store cannot parse, which is not this grant's version either.
+    if (status === 412 || status === 400) return errors.preconditionFailed(`Grant "${id}" has changed since that ETag; read it again.`);
     return error;
   }
 

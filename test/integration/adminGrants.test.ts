@@ -113,6 +113,22 @@ describe('grant lifecycle', () => {
     expect(await (await call('GET', '/stale')).json()).toMatchObject({ actions: ['pull', 'push'] });
   });
 
+  it('an If-Match that is no ETag of this API is 412 too (not a store outage), audited, and changes nothing', async () => {
+    const created = await call('POST', '', grantFor('odd-tag'));
+    const etag = created.headers.get('etag')!;
+    for (const tag of ['"bogus"', 'W/"bogus"', etag.replace(/^W\//, '')]) {
+      const replaced = await call('PUT', '/odd-tag', grantFor('odd-tag', ['pull', 'push']), { 'If-Match': tag });
+      const removed = await call('DELETE', '/odd-tag', undefined, { 'If-Match': tag });
+      expect([tag, replaced.status, (await problemOf(replaced)).type, removed.status]).toEqual([tag, 412, 'urn:registry-broker:problem:precondition-failed', 412]);
+      await removed.body?.cancel();
+    }
+    expect(await (await call('GET', '/odd-tag')).json()).toMatchObject({ actions: ['pull'] });
+    expect(h.logs.filter((line) => line.includes('grant store request failed'))).toEqual([]);
+    const { entries } = (await (await fetch(`${h.sandbox.broker.url}/api/v1/admin/audit`, { headers: { Authorization: `Bearer ${adminBearer}` } })).json()) as { entries: Record<string, unknown>[] };
+    const refusals = entries.filter((entry) => entry.target === 'odd-tag' && entry.outcome === 'refused');
+    expect(refusals.map((entry) => entry.detail)).toEqual(Array(6).fill('stale precondition-failed'));
+  });
+
   it('writes without If-Match are 428', async () => {
     await call('POST', '', grantFor('guarded'));
     expect((await call('PUT', '/guarded', grantFor('guarded'))).status).toBe(428);
