@@ -36,6 +36,7 @@ const claimsSchema = z.object({
   scp: z.unknown().optional(),
   idtyp: z.string().optional(),
   nonce: z.unknown().optional(),
+  ver: z.string().optional(),
 });
 
 /** `reason` groups failures in the per-minute aggregates of failed authentications (never shown to the caller). */
@@ -125,8 +126,13 @@ export class CallerTokenValidator {
     }
 
     const claims = claimsSchema.safeParse(payload);
-    if (!claims.success) throw rejected('The token lacks a tenant or object ID.', 'claims');
-    const { tid, oid, sub, appid, azp, roles, scp, idtyp, nonce } = claims.data;
+    if (!claims.success) {
+      const claim = String(claims.error.issues[0]?.path[0] ?? 'tid');
+      throw rejected(`The token's "${claim}" claim is not what Entra ID issues.`, 'claims');
+    }
+    const { tid, oid, sub, appid, azp, roles, scp, idtyp, nonce, ver } = claims.data;
+    // A v1 issuer signs v1 tokens, a v2 issuer v2 ones: a token that says otherwise is not Entra's.
+    if (ver !== issuer.version) throw rejected(`The token's "ver" claim does not match its issuer (a v${issuer.version.slice(0, 1)} issuer).`, 'version');
     if (tid.toLowerCase() !== this.policy.tenantId) throw rejected('The token belongs to another tenant.', 'tenant');
     // Access tokens always name the client they were issued to; ID tokens (which can share the
     // broker's client ID as audience) do not, and carry a nonce.

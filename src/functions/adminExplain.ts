@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { explain, NOT_APPLYING } from '../grants/explain.js';
-import { parseBody } from '../http/body.js';
+import { parseJson, validated } from '../http/body.js';
 import { json } from '../http/dispatch.js';
 import { errors } from '../errors.js';
 import type { Handler, Route } from '../http/types.js';
@@ -74,8 +74,11 @@ async function replay(services: Services, { requestId, from, to }: z.infer<typeo
 
 const explainHandler: Handler<Services> = async (request, { services }) => {
   const caller = await adminCaller(request, services);
-  const body = parseBody(await request.text(), explainBodySchema);
-  const question: Question = 'requestId' in body ? await replay(services, body) : body;
+  // One of the two shapes by its telling field, so that a mistake is named in that shape's terms
+  // (a union would only say that the body matches neither).
+  const value = parseJson(await request.text());
+  const replaying = typeof value === 'object' && value !== null && 'requestId' in value;
+  const question: Question = replaying ? await replay(services, validated(value, replaySchema)) : validated(value, questionSchema);
   const entry = services.issuer.registry(question.registry);
   const block = question.subject.objectId ? await services.blocks.find(question.subject.objectId) : undefined;
   const answer = explain(

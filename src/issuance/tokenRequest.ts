@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import * as z from 'zod';
-import { validated } from '../http/body.js';
+import { parseJson, validated } from '../http/body.js';
 import { BrokerError, errors } from '../errors.js';
 import { normalizeScopes, parseScope, type RepositoryScope } from '../registries/scope.js';
 
@@ -71,9 +71,9 @@ export async function readTokenRequest(text: () => Promise<string>): Promise<Rea
     body = await text();
     const known = validBodies.get(body);
     if (known) return known;
-    value = JSON.parse(body);
+    value = parseJson(body);
   } catch (error) {
-    const problem = error instanceof BrokerError ? error : errors.badRequest('The body is not valid JSON.');
+    const problem = error instanceof BrokerError ? error : errors.badRequest('The body could not be read.');
     return { ok: false, problem, asked: NOTHING_READABLE };
   }
   const asked = askedFor(value);

@@ -92,4 +92,15 @@ describe('POST /api/v1/admin/explain', () => {
     expect((await ask({ subject: {}, registry: h.sandbox.registry.host, scopes: ['repository:acme/web:pull'] })).status).toBe(400);
     expect((await ask({ subject: { objectId: workload.objectId }, registry: 'unknown.example', scopes: ['repository:acme/web:pull'] })).status).toBe(404);
   });
+
+  it('names the field that is wrong, in the terms of the shape it was asked in', async () => {
+    const detail = async (body: unknown) => (await problemOf(await ask(body))).detail;
+    expect(await detail({ subject: { objectId: workload.objectId }, registry: h.sandbox.registry.host, scopes: ['repository:../x:pull'] })).toMatch(/^scopes\.0: /);
+    expect(await detail({ subject: { objectId: workload.objectId }, registry: h.sandbox.registry.host, scopes: Array.from({ length: 21 }, (_, i) => `repository:a/r${i}:pull`) })).toMatch(/^scopes: /);
+    expect(await detail({ requestId: '', from: 'yesterday' })).toMatch(/^requestId: .*; from: /);
+    // Query parameters are named as such, a parameter the search does not know included.
+    const search = await fetch(`${h.sandbox.broker.url}/api/v1/admin/issuances?unknown=1`, { headers: { Authorization: `Bearer ${admin}` } });
+    expect(search.status).toBe(400);
+    expect((await problemOf(search)).detail).toMatch(/^\(query\): .*unknown/);
+  });
 });

@@ -94,6 +94,24 @@ describe('required claims', () => {
   ])('a token without %s is refused, naming it', async (claim, detail) => {
     await expectRefused(await ask(await mint({ claims: { [claim]: undefined } })), detail);
   });
+
+  it.each([
+    ['roles as one string', { roles: 'Broker.Admin' }, /"roles" claim/],
+    ['appid as a list', { appid: ['x'] }, /"appid" claim/],
+    ['idtyp as a list', { idtyp: ['app'] }, /"idtyp" claim/],
+    ['ver as a number', { ver: 1 }, /"ver" claim/],
+  ])('a claim of the wrong type (%s) is refused, naming it', async (_what, claims, detail) => {
+    await expectRefused(await ask(await mint({ version: '1.0', claims })), detail);
+  });
+
+  it.each([
+    ['a v1 issuer', '1.0', { ver: '2.0' }],
+    ['a v2 issuer', '2.0', { ver: '1.0' }],
+    ['a v1 issuer, no ver', '1.0', { ver: undefined }],
+    ['a v2 issuer, an unknown ver', '2.0', { ver: '3.0' }],
+  ] as const)('a token whose ver does not match its issuer (%s) is refused', async (_what, version, claims) => {
+    await expectRefused(await ask(await mint({ version, claims })), /"ver" claim does not match its issuer/);
+  });
 });
 
 describe('the key set', () => {

@@ -47,6 +47,22 @@ describe('request body', () => {
     await expectProblem(await tokens(body), 400, 'bad-request');
   });
 
+  it('a lone surrogate escape in a string is 400, and nothing of it is kept for the audit search to choke on', async () => {
+    for (const text of ['{"registry":"\\ud800","scopes":["repository:acme/web:pull"]}', '{"registry":"x","scopes":["repository:acme/web:pull\\udc00"]}', '{"\\ud800":1}']) {
+      const problem = await expectProblem(await tokens(text), 400, 'bad-request');
+      expect(problem.detail).toMatch(/not valid Unicode/);
+    }
+    const search = await fetch(`${h.sandbox.broker.url}/api/v1/admin/issuances?limit=1000`, { headers: { Authorization: `Bearer ${await h.tokenFor(h.admin)}` } });
+    expect(search.status).toBe(200);
+    // What a strict JSON reader (jq) refuses: an escaped surrogate half without its partner.
+    expect(await search.text()).not.toMatch(/\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i);
+  });
+
+  it('scopes given as one string: the detail says a list is expected', async () => {
+    const problem = await expectProblem(await tokens({ registry: 'x', scopes: 'repository:acme/web:pull' }), 400, 'bad-request');
+    expect(problem.detail).toMatch(/^scopes: .*array/i);
+  });
+
   it('unknown registry', async () => {
     const problem = await expectProblem(await tokens({ registry: 'quay.io', scopes: ['repository:acme/web:pull'] }), 404, 'unknown-registry');
     expect(problem.detail).toContain('quay.io');
