@@ -26,6 +26,7 @@ export type ErrorKind =
   | 'conflict'
   | 'stale'
   | 'too-large'
+  | 'headers-too-large'
   | 'unsupported-media'
   | 'precondition-required'
   | 'rate-limited'
@@ -73,6 +74,7 @@ export class MethodNotAllowed extends BrokerError {
 export class Conflict extends BrokerError { readonly kind = 'conflict' as const; }
 export class Stale extends BrokerError { readonly kind = 'stale' as const; }
 export class TooLarge extends BrokerError { readonly kind = 'too-large' as const; }
+export class HeadersTooLarge extends BrokerError { readonly kind = 'headers-too-large' as const; }
 export class UnsupportedMedia extends BrokerError { readonly kind = 'unsupported-media' as const; }
 export class PreconditionRequired extends BrokerError { readonly kind = 'precondition-required' as const; }
 export class RateLimited extends BrokerError { readonly kind = 'rate-limited' as const; }
@@ -96,6 +98,7 @@ export const errors = {
   methodNotAllowed: (allowed: string[]) => new MethodNotAllowed(allowed),
   conflict: (detail: string) => new Conflict('conflict', 'Conflict', detail),
   preconditionFailed: (detail: string) => new Stale('precondition-failed', 'Precondition failed', detail),
+  headersTooLarge: (limit: number) => new HeadersTooLarge('headers-too-large', 'Request headers too large', `The request's headers must be at most ${limit} bytes in all.`),
   payloadTooLarge: (limit: number) => new TooLarge('payload-too-large', 'Request body too large', `The body must be at most ${limit} bytes.`),
   unsupportedMediaType: () => new UnsupportedMedia('unsupported-media-type', 'Unsupported media type', 'Send the body as application/json.'),
   preconditionRequired: (detail: string) => new PreconditionRequired('precondition-required', 'Precondition required', detail),

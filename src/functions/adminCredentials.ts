@@ -19,11 +19,16 @@ const list: Handler<Services> = async (request, { services }) => {
 const rotate: Handler<Services> = async (request, { services, log }) => {
   const caller = await adminCaller(request, services);
   const registry = request.params.registry ?? '';
-  const entry = services.issuer.registry(registry);
-  const change = { requestId: request.requestId, actor: caller, action: 'credential.rotate' as const, target: entry.host };
-  const report = await services.adminAudit.change(change, () => services.rotation.rotate(entry.host, { force: true }));
+  // Recorded before anything is looked up, so an unknown registry is a refusal in the audit too.
+  const change = { requestId: request.requestId, actor: caller, action: 'credential.rotate' as const, target: services.issuer.canonicalHost(registry.slice(0, 253)) };
+  const { entry, report } = await services.adminAudit.change(change, async () => {
+    const found = services.issuer.registry(registry);
+    return { entry: found, report: await services.rotation.rotate(found.host, { force: true }) };
+  });
   telemetry.rotationRun(entry.host, report.outcome);
-  await services.adminAudit.write({ ...change, after: report }, report.outcome === 'failed' ? 'failed' : 'completed', report.outcome);
+  // Nothing to rotate is a refusal (409), not a rotation that completed.
+  const outcome = report.outcome === 'failed' ? 'failed' : report.outcome === 'not-managed' ? 'refused' : 'completed';
+  await services.adminAudit.write({ ...change, after: report }, outcome, report.outcome);
   if (report.outcome === 'not-managed') throw errors.conflict(`${entry.host}: ${report.detail}.`);
   log.info('rotation requested', { registry: entry.host, by: caller.objectId, outcome: report.outcome, requestId: request.requestId });
   return json(report.outcome === 'failed' ? 502 : 200, report);

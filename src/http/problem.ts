@@ -13,6 +13,7 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   stale: 412,
   'too-large': 413,
+  'headers-too-large': 431,
   'unsupported-media': 415,
   'precondition-required': 428,
   'rate-limited': 429,

@@ -1,8 +1,9 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ulid } from '../ids.js';
 import { MAX_BODY_BYTES, dispatch, problemResponse } from '../http/dispatch.js';
 import { errors } from '../errors.js';
+import { problemBody, statusOf } from '../http/problem.js';
 import { routeMatcher } from '../http/routeTemplate.js';
 import type { ApiRequest, ApiResponse, RequestHeaders, Route } from '../http/types.js';
 import type { Logger } from '../logger.js';
@@ -12,6 +13,8 @@ import type { Logger } from '../logger.js';
  * under the same `api/` prefix. For the sandbox and tests; never deployed.
  */
 const PREFIX = '/api/';
+/** Room for every header a client sends with a bearer token several times the largest Entra issues. */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 function readBody(message: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -103,7 +106,9 @@ export interface BrokerHost {
 export async function startBrokerHost<S>(routes: Route<S>[], services: S, log: Logger, port = 0, host = '127.0.0.1'): Promise<BrokerHost> {
   // In order, first match wins, each template split once.
   const matchers = routes.map((route) => ({ route, match: routeMatcher(route.route) }));
-  const server = createServer((message, reply) => {
+  // Headers may be larger than Node's 16 KiB default, so that an oversized token is the broker's own
+  // 401 (counted like any failed authentication), as behind the Functions host.
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (message, reply) => {
     void (async () => {
       const request = new HostRequest(message, host);
       const { pathname, requestId } = request;
@@ -129,6 +134,16 @@ export async function startBrokerHost<S>(routes: Route<S>[], services: S, log: L
       reply.end(text);
       if (headers.Connection !== 'close') message.resume();
     })();
+  });
+  // What Node refuses before there is a request (headers past even that, a malformed request line)
+  // still gets a problem+json answer, not a bare status line.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const problem = tooLarge ? errors.headersTooLarge(MAX_HEADER_BYTES) : errors.badRequest('The request is not valid HTTP/1.1.');
+    const text = JSON.stringify(problemBody(problem, ulid()));
+    const status = statusOf(problem);
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -175,6 +175,18 @@ describe('rejected tokens', () => {
     await expectRejected(`Bearer ${token}`);
   });
 
+  it('a token past Node\'s default header limit (16 KiB) is still the broker\'s own 401', async () => {
+    const token = await mint({ padding: 'x'.repeat(20_000) });
+    await expectRejected(`Bearer ${token}`);
+  });
+
+  it('headers past even the host\'s limit get a 431 problem+json, not a bare status line', async () => {
+    const response = await fetch(`${h.sandbox.broker.url}/api/v1/tokens`, { method: 'POST', headers: { Authorization: `Bearer ${'x'.repeat(70_000)}` }, body: '{}' });
+    expect(response.status).toBe(431);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await response.json()).toMatchObject({ type: 'urn:registry-broker:problem:headers-too-large', status: 431 });
+  });
+
   it('a flood of unknown kids refetches the key set at most once per cooldown', async () => {
     const { privateKey } = await generateKeyPair('RS256');
     const before = h.sandbox.entra.jwksRequests();

@@ -245,6 +245,12 @@ describe('admin endpoints', () => {
     expect(unmanaged.status).toBe(409);
     await problemOf(unmanaged);
     expect((await rotate(host, await h.tokenFor(caller))).status).toBe(403);
-    expect((await rotate('nowhere.example')).status).toBe(404);
+    const nowhere = await rotate('nowhere.example');
+    expect(nowhere.status).toBe(404);
+    // Both refusals are refusals in the admin audit, after the request that was made.
+    const { entries } = (await (await fetch(`${h.sandbox.broker.url}/api/v1/admin/audit`, { headers: { Authorization: `Bearer ${admin}` } })).json()) as { entries: Record<string, unknown>[] };
+    const trail = (target: string) => entries.filter((entry) => entry.action === 'credential.rotate' && entry.target === target).reverse().map((entry) => [entry.outcome, entry.detail ?? null]);
+    expect(trail('unmanaged.registry.test')).toEqual([['requested', null], ['refused', 'not-managed']]);
+    expect(trail('nowhere.example')).toEqual([['requested', null], ['refused', 'not-found unknown-registry']]);
   });
 });
