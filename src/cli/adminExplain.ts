@@ -47,7 +47,8 @@ export const EXPLAIN_COMMAND: Command<AdminContext> = {
       if (!values.registry || !(values.scope as string[] | undefined)?.length) throw new CliError('explain needs --registry and --scope', 2);
       body = { subject, registry: values.registry, scopes: values.scope };
     }
-    const answer = await (await context.connect(values)).call<Explanation>('/v1/admin/explain', { method: 'POST', body });
+    const session = await context.connect(values);
+    const answer = await session.call<Explanation>('/v1/admin/explain', { method: 'POST', body });
     if (!values.json) {
       if (answer.replayed) process.stdout.write(`request ${answer.replayed.requestId} at ${answer.replayed.time}: ${answer.replayed.outcome} (${answer.replayed.reason})\n`);
       if (answer.block) process.stdout.write(`blocked since ${answer.block.blockedAt}: ${answer.block.reason}\n`);
@@ -55,11 +56,17 @@ export const EXPLAIN_COMMAND: Command<AdminContext> = {
     const rows = answer.actions.map((row) => ({ ...row, allowed: row.allowed ? 'yes' : 'no', why: why(row) }));
     print(values, answer, rows, ['repository', 'action', 'allowed', 'why']);
     // A workload's token carries both IDs, and a grant may name either: asked with one, a grant that
-    // names the other does not apply, though the real request would get it.
+    // names subjects only by the other kind does not apply, though the real request might get it.
     const halfSubject = !values['request-id'] && (!values['object-id'] || !values['app-id']);
-    if (!values.json && halfSubject && answer.actions.some((row) => row.grants?.some((grant) => grant.reason === 'subject'))) {
-      const missing = values['object-id'] ? '--app-id' : '--object-id';
-      process.stdout.write(`grants that name the identity by its ${missing === '--app-id' ? 'client (app) ID' : 'object ID'} were not checked against it: add ${missing} to include them\n`);
+    const bySubject = new Set(answer.actions.flatMap((row) => (row.grants ?? []).filter((grant) => grant.reason === 'subject').map((grant) => grant.id)));
+    if (!values.json && halfSubject && bySubject.size > 0) {
+      const other = values['object-id'] ? 'appId' : 'objectId';
+      const { grants } = await session.call<{ grants: { id: string; subjects: Record<string, string>[] }[] }>('/v1/admin/grants');
+      const unchecked = grants.filter((grant) => bySubject.has(grant.id) && grant.subjects.some((subject) => other in subject)).map((grant) => grant.id);
+      if (unchecked.length > 0) {
+        const flag = other === 'appId' ? '--app-id' : '--object-id';
+        process.stdout.write(`${unchecked.join(', ')} name${unchecked.length === 1 ? 's' : ''} subjects by ${other === 'appId' ? 'client (app) ID' : 'object ID'}, which this question did not give: add ${flag} to check ${unchecked.length === 1 ? 'it' : 'them'}\n`);
+      }
     }
   },
 };

@@ -88,10 +88,10 @@ describe.skipIf(!e2eAvailable())('registry-broker admin', () => {
     expect(byApp.code).toBe(0);
     const half = await admin(['explain', '--object-id', workload.objectId, '--registry', host, '--scope', 'repository:acme/by-app:pull']);
     expect(half.stdout).toMatch(/^acme\/by-app\s+pull\s+no\s+.*cli-by-app: subject/m);
-    expect(half.stdout).toMatch(/^grants that name the identity by its client \(app\) ID were not checked against it: add --app-id to include them$/m);
+    expect(half.stdout).toMatch(/^cli-by-app names subjects by client \(app\) ID, which this question did not give: add --app-id to check it$/m);
     const whole = await admin(['explain', '--object-id', workload.objectId, '--app-id', workload.clientId, '--registry', host, '--scope', 'repository:acme/by-app:pull']);
     expect(whole.stdout).toMatch(/^acme\/by-app\s+pull\s+yes\s+grant cli-by-app/m);
-    expect(whole.stdout).not.toMatch(/were not checked/);
+    expect(whole.stdout).not.toMatch(/which this question did not give/);
     expect((await admin(['grants', 'rm', 'cli-by-app'])).code).toBe(0);
   });
 
