@@ -1,6 +1,7 @@
 import { ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { AdminAccess } from './auth/adminAccess.js';
+import { AuthenticationFailures } from './auth/authenticationFailures.js';
 import { FailedAuthentications } from './audit/failedAuthentications.js';
 import { IndexMarker } from './audit/indexKeys.js';
 import { ISSUANCE_LANES, IssuanceLog } from './audit/issuanceLog.js';
@@ -113,7 +114,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
   const issuances = new IssuanceLog(new AuditWriter(issuancesTable, log, TABLES.issuances, ISSUANCE_SHARDS, ISSUANCE_LANES, indexTable), indexMarker);
   const failedAuthentications = new FailedAuthentications(issuancesTable, log);
   // One allowance per address for every route: failed authentications anywhere spend it.
-  const addressLimit = new CallerRateLimit(config.anonymousRatePerMinute);
+  const authenticationFailures = new AuthenticationFailures(new CallerRateLimit(config.anonymousRatePerMinute), failedAuthentications, statusOf);
   const adminAudit = new AdminAuditLog(new AuditWriter(adminAuditTable, log, TABLES.adminAudit, ADMIN_AUDIT_SHARDS), adminAuditTable, log);
   const callerTokens = new CallerTokenValidator(metadata, { tenantId: config.tenantId, audiences: config.audiences });
   const rotationState = new RotationStateStore(createTableClient(config.tables, TABLES.rotations, identity));
@@ -134,7 +135,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
     config,
     log,
     callerTokens,
-    adminAccess: new AdminAccess(callerTokens, config.adminRole, addressLimit, failedAuthentications, adminAudit, statusOf),
+    adminAccess: new AdminAccess(callerTokens, config.adminRole, authenticationFailures, adminAudit),
     grants,
     blocks,
     issuer,
@@ -142,8 +143,7 @@ export function createServices(config: BrokerConfig, log: Logger): Services {
       issuer,
       issuances,
       new CallerRateLimit(config.callerRatePerMinute),
-      addressLimit,
-      failedAuthentications,
+      authenticationFailures,
       log,
       logins,
       statusOf,

@@ -1,7 +1,6 @@
 import type { AdminAuditLog } from '../audit/adminAudit.js';
-import type { FailedAuthentications } from '../audit/failedAuthentications.js';
-import { asBrokerError, errors, type BrokerError } from '../errors.js';
-import type { CallerRateLimit } from '../issuance/callerRateLimit.js';
+import { asBrokerError, errors } from '../errors.js';
+import type { AuthenticationFailures } from './authenticationFailures.js';
 import type { CallerIdentity, CallerTokenValidator } from './callerToken.js';
 
 /** Who knocked on an admin route, and which one. */
@@ -24,11 +23,8 @@ export class AdminAccess {
   constructor(
     private readonly validator: CallerTokenValidator,
     private readonly adminRole: string,
-    private readonly addressLimit: CallerRateLimit,
-    private readonly failedAuthentications: FailedAuthentications,
+    private readonly authenticationFailures: AuthenticationFailures,
     private readonly adminAudit: AdminAuditLog,
-    /** The answer's status, for the counts: how failures map to HTTP is decided in src/http. */
-    private readonly statusOf: (error: BrokerError) => number,
   ) {}
 
   async admit(authorization: string | null, facts: AdminRequestFacts): Promise<CallerIdentity> {
@@ -38,10 +34,7 @@ export class AdminAccess {
     } catch (error) {
       const failure = asBrokerError(error);
       if (failure.kind !== 'unauthenticated') throw failure;
-      const allowance = this.addressLimit.take(facts.clientIp);
-      const problem = allowance.allowed ? failure : errors.anonymousRateLimited(allowance.retryAfterSeconds);
-      this.failedAuthentications.count(facts.clientIp, problem.reason, this.statusOf(problem));
-      throw problem;
+      throw this.authenticationFailures.refuse(failure, facts.clientIp);
     }
     if (!caller.roles.includes(this.adminRole)) {
       await this.adminAudit.write({ requestId: facts.requestId, actor: caller, action: 'access', target: facts.operation }, 'refused', 'not-admin');

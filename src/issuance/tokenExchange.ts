@@ -1,6 +1,6 @@
 import { tokenFingerprint, type IssuanceRecord } from '../audit/issuanceRecord.js';
-import type { FailedAuthentications } from '../audit/failedAuthentications.js';
 import type { IssuanceLog } from '../audit/issuanceLog.js';
+import type { AuthenticationFailures } from '../auth/authenticationFailures.js';
 import type { CallerIdentity } from '../auth/callerToken.js';
 import { asBrokerError, BrokerError, errors } from '../errors.js';
 import { errorSummary, type Logger } from '../logger.js';
@@ -36,8 +36,7 @@ export class TokenExchange {
     private readonly issuer: TokenIssuer,
     private readonly issuances: IssuanceLog,
     private readonly callerLimit: CallerRateLimit,
-    private readonly addressLimit: CallerRateLimit,
-    private readonly failedAuthentications: FailedAuthentications,
+    private readonly authenticationFailures: AuthenticationFailures,
     private readonly log: Logger,
     private readonly logins: LoginIssuer,
     /** The answer's status, for the record: how failures map to HTTP is decided in src/http, not here. */
@@ -95,9 +94,7 @@ export class TokenExchange {
 
   /** Counted, never recorded one by one; past the address's allowance the answer is 429, not 401. */
   private unauthenticated(failure: BrokerError, facts: RequestFacts): BrokerError {
-    const allowance = this.addressLimit.take(facts.clientIp);
-    const problem = allowance.allowed ? failure : errors.anonymousRateLimited(allowance.retryAfterSeconds);
-    this.failedAuthentications.count(facts.clientIp, problem.reason, this.statusOf(problem));
+    const problem = this.authenticationFailures.refuse(failure, facts.clientIp);
     observe({ registry: undefined, outcome: 'denied', reason: problem.reason }, Date.now() - facts.receivedAt.getTime());
     return problem;
   }
