@@ -13,8 +13,8 @@ const CLIENT_OPTIONS: TableServiceClientOptions = {
  * No single Table request waits longer than this, whoever sends it: one that names its own
  * AbortSignal may end sooner. A hung table otherwise holds a call that has no deadline of its own
  * (a search page, a listing) until the socket gives up, minutes later. The SDK does not retry a
- * request that timed out, so this is also the longest such a call waits. Well above what a healthy
- * table takes for a page (a full-table scan of Azurite at 10⁶ records included).
+ * request that timed out, so this is also the longest such a call waits. Well above what Azure Tables
+ * takes for a page; Azurite's whole-table scans at 10⁶ records can take longer (docs/design-decisions.md).
  */
 export const TABLE_REQUEST_TIMEOUT_MS = 4_000;
 

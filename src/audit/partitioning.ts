@@ -25,6 +25,9 @@ export const ADMIN_AUDIT_SHARDS = 1;
  */
 export const FULL_BATCH = 32;
 
+/** The longest time range one audit search may cover (the admin API's and the CLI's `--since`). */
+export const MAX_SEARCH_DAYS = 31;
+
 /**
  * Shard `n` (any count, taken modulo) of lane `lane` of `lanes`: each lane owns an equal, contiguous
  * share of the shards, so records of different lanes never share a partition.

@@ -1,3 +1,4 @@
+import { MAX_SEARCH_DAYS } from '../audit/partitioning.js';
 import { CliError } from './brokerClient.js';
 import { JSON_FLAG, type Command, type Values } from './command.js';
 import type { AdminContext } from './admin.js';
@@ -7,15 +8,15 @@ import { table } from './table.js';
 /** The admin commands that read the audit and act on identities and credentials. */
 const SINCE = /^(\d+)([mhd])$/;
 const UNIT_MS = { m: 60_000, h: 3600_000, d: 86_400_000 } as const;
-/** How far back the admin searches reach (the API's MAX_RANGE_DAYS): said here in the flag's own terms, not as the API's `from`. */
-const MAX_SINCE_MS = 31 * UNIT_MS.d;
+/** How far back the admin searches reach: said here in the flag's own terms, not as the API's `from`. */
+const MAX_SINCE_MS = MAX_SEARCH_DAYS * UNIT_MS.d;
 
 /** `--since 7d` as the ISO time that long ago. */
 export function since(text: string | undefined, fallback: string): string {
   const match = SINCE.exec(text ?? fallback);
   if (!match) throw new CliError(`--since takes a duration like 30m, 1h or 7d, not "${text}"`, 2);
   const back = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
-  if (back > MAX_SINCE_MS) throw new CliError(`--since reaches back at most 31 days, not "${text}"`, 2);
+  if (back > MAX_SINCE_MS) throw new CliError(`--since reaches back at most ${MAX_SEARCH_DAYS} days, not "${text}"`, 2);
   return new Date(Date.now() - back).toISOString();
 }
 

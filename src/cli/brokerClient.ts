@@ -38,7 +38,7 @@ export function managedIdentity(clientId: string | undefined): TokenCredential {
 }
 
 /** How a workload command selects a user-assigned identity, for the hint when no token comes. */
-export const CLIENT_ID_FLAG = '--client-id selects a user-assigned one';
+const CLIENT_ID_FLAG = '--client-id selects a user-assigned one';
 
 /**
  * The caller's own token for the broker: `<audience>/.default`, from IMDS or the platform's MSI
